@@ -1,0 +1,5 @@
+"""Pulumi entry point: `pulumi up --stack dev|prod` runs this."""
+
+from stacks.program import program
+
+program()

@@ -1,0 +1,1 @@
+"""Stack configuration, environment profiles, composition, and the offline plan/diff/check tooling."""

@@ -1,0 +1,141 @@
+"""The typed, frozen stack configuration every component is built from (no Pulumi imports here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping
+
+Environment = Literal["dev", "prod"]
+ComputePriority = Literal["Dedicated", "LowPriority"]
+ServiceConnectionAuth = Literal["WorkloadIdentityFederation", "ServicePrincipal"]
+IsolationMode = Literal["AllowInternetOutbound", "AllowOnlyApprovedOutbound"]
+
+
+class Secret:
+    """A config value that must only ever reach Pulumi as a secret; its repr never shows the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The plaintext, for wrapping into `pulumi.Output.secret` and nothing else."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(****)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Azure names of every named resource, derived as `<abbr>-<namespace>-<postfix><env>`."""
+
+    resource_group: str
+    storage_account: str
+    container_registry: str
+    key_vault: str
+    log_analytics: str
+    app_insights: str
+    workspace: str
+    compute_cluster: str
+    compute_identity: str
+    vnet: str
+    aks_cluster: str
+    aks_compute: str
+    agent_vm: str
+    agent_identity: str
+    devops_pool: str
+    service_connection: str
+    service_connection_identity: str
+    variable_group: str
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """VNET address plan (CIDRs validated and non-overlapping) and private endpoint switch."""
+
+    address_space: str
+    training_subnet: str
+    aks_subnet: str
+    agents_subnet: str
+    private_endpoints_subnet: str
+    aks_service_cidr: str
+    aks_dns_service_ip: str
+    private_endpoints: bool
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    """The AML compute cluster for training and image builds."""
+
+    vm_size: str
+    min_nodes: int
+    max_nodes: int
+    idle_seconds_before_scale_down: int
+    priority: ComputePriority
+    ssh_enabled: bool
+
+
+@dataclass(frozen=True)
+class AksSettings:
+    """AKS inference cluster attached to the workspace."""
+
+    node_vm_size: str
+    node_count: int
+    private_cluster: bool
+
+
+@dataclass(frozen=True)
+class AgentVmSettings:
+    """Self-hosted Azure DevOps agent VM."""
+
+    vm_size: str
+    agent_count: int
+    admin_username: str
+    ssh_public_key: str
+
+
+@dataclass(frozen=True)
+class DevOpsSettings:
+    """Azure DevOps objects: project, pool, service connection, variable group, environments."""
+
+    org_url: str
+    project_name: str
+    pat: Secret
+    service_connection_auth: ServiceConnectionAuth
+    service_principal_client_id: str | None
+    service_principal_secret: Secret | None
+    prod_approvers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything one stack needs, validated and with its environment profile applied."""
+
+    project: str
+    stack: str
+    environment: Environment
+    namespace: str
+    postfix: str
+    location: str
+    owner: str
+    names: ResourceNames
+    tags: Mapping[str, str]
+    public_network_access: bool
+    protect_stateful: bool
+    log_retention_days: int
+    storage_sku: str
+    workspace_isolation_mode: IsolationMode
+    network: NetworkSettings
+    compute: ComputeSettings
+    aks: AksSettings | None
+    agent_vm: AgentVmSettings | None
+    devops: DevOpsSettings | None
+    post_deploy_hook: bool = False

@@ -1,0 +1,103 @@
+"""Deterministic Azure names in the `<abbr>-<namespace>-<postfix><env>` style, with each type's rules."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+from stacks.model import ResourceNames
+
+# Compute targets are scoped to one workspace, so they keep the short fixed names the AML specs use.
+COMPUTE_CLUSTER_NAME = "cpu-cluster"
+AKS_COMPUTE_NAME = "aks-inference"
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """What Azure accepts for one resource type's name."""
+
+    azure_type: str
+    pattern: str
+    min_length: int
+    max_length: int
+    allowed: str
+
+
+_ALNUM_HYPHEN = r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$"
+RULES: dict[str, NameRule] = {
+    "resource_group": NameRule("resource group", r"^[-\w.()]*[-\w()]$", 1, 90, "letters, digits, -_.()"),
+    "storage_account": NameRule("storage account", r"^[a-z0-9]+$", 3, 24, "lowercase letters and digits"),
+    "container_registry": NameRule("container registry", r"^[a-zA-Z0-9]+$", 5, 50, "letters and digits"),
+    "key_vault": NameRule(
+        "Key Vault", r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]*[a-zA-Z0-9]$", 3, 24,
+        "letters, digits and single hyphens, starting with a letter",
+    ),
+    "log_analytics": NameRule("Log Analytics workspace", _ALNUM_HYPHEN, 4, 63, "letters, digits, hyphens"),
+    "app_insights": NameRule("Application Insights", r"^[^%&\\?/]+$", 1, 255, "no %&\\?/"),
+    "workspace": NameRule("AML workspace", r"^[a-zA-Z0-9][\w-]*$", 3, 33, "letters, digits, _ and -"),
+    "compute_cluster": NameRule("AML compute", r"^[a-zA-Z][a-zA-Z0-9-]*$", 2, 16, "letters, digits, hyphens"),
+    "compute_identity": NameRule("managed identity", r"^[a-zA-Z0-9][\w-]*$", 3, 128, "letters, digits, _ -"),
+    "vnet": NameRule("virtual network", r"^[a-zA-Z0-9][\w.-]*\w$", 2, 64, "letters, digits, _.-"),
+    "aks_cluster": NameRule("AKS cluster", r"^[a-zA-Z0-9][\w-]*[a-zA-Z0-9]$", 1, 63, "letters, digits, _ -"),
+    "aks_compute": NameRule("AML compute", r"^[a-zA-Z][a-zA-Z0-9-]*$", 2, 16, "letters, digits, hyphens"),
+    "agent_vm": NameRule("Linux VM", r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$", 1, 64, "letters, digits, hyphens"),
+    "agent_identity": NameRule("managed identity", r"^[a-zA-Z0-9][\w-]*$", 3, 128, "letters, digits, _ -"),
+    "devops_pool": NameRule("Azure DevOps agent pool", r"^[^\\/:*?\"<>|]+$", 1, 64, "no \\/:*?\"<>|"),
+    "service_connection": NameRule("service connection", r"^[^\\/:*?\"<>|]+$", 1, 64, "no \\/:*?\"<>|"),
+    "service_connection_identity": NameRule(
+        "managed identity", r"^[a-zA-Z0-9][\w-]*$", 3, 128, "letters, digits, _ -"
+    ),
+    "variable_group": NameRule("variable group", r"^[^\\/:*?\"<>|]+$", 1, 64, "no \\/:*?\"<>|"),
+}
+
+
+def derive_names(namespace: str, postfix: str, environment: str) -> ResourceNames:
+    """All resource names for one stack; pure, so a rename is visible in review before it happens."""
+    suffix = f"{namespace}-{postfix}{environment}"
+    compact = f"{namespace}{postfix}{environment}"
+    return ResourceNames(
+        resource_group=f"rg-{suffix}",
+        storage_account=f"st{compact}",
+        container_registry=f"cr{compact}",
+        key_vault=f"kv-{suffix}",
+        log_analytics=f"log-{suffix}",
+        app_insights=f"appi-{suffix}",
+        workspace=f"mlw-{suffix}",
+        compute_cluster=COMPUTE_CLUSTER_NAME,
+        compute_identity=f"id-cpu-{suffix}",
+        vnet=f"vnet-{suffix}",
+        aks_cluster=f"aks-{suffix}",
+        aks_compute=AKS_COMPUTE_NAME,
+        agent_vm=f"vm-agent-{suffix}",
+        agent_identity=f"id-agent-{suffix}",
+        devops_pool=f"pool-{suffix}",
+        service_connection=f"sc-azure-{suffix}",
+        service_connection_identity=f"id-sc-{suffix}",
+        variable_group=f"vg-{suffix}",
+    )
+
+
+def name_problems(names: ResourceNames) -> list[str]:
+    """Every derived name that Azure would refuse, each saying which rule it breaks."""
+    problems = []
+    for field in fields(names):
+        value = getattr(names, field.name)
+        rule = RULES[field.name]
+        if not rule.min_length <= len(value) <= rule.max_length:
+            problems.append(
+                f"{rule.azure_type} name '{value}' has {len(value)} characters; "
+                f"Azure allows {rule.min_length}-{rule.max_length}"
+            )
+        elif not re.match(rule.pattern, value):
+            problems.append(f"{rule.azure_type} name '{value}' may only contain {rule.allowed}")
+    return problems
+
+
+def max_namespace_length(postfix: str, environment: str) -> int:
+    """The longest namespace whose every derived name still fits its Azure limit."""
+    longest = 0
+    for length in range(1, 64):
+        if name_problems(derive_names("a" * length, postfix, environment)):
+            break
+        longest = length
+    return longest

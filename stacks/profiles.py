@@ -1,0 +1,60 @@
+"""Environment profiles: what dev and prod mean when a config key is left unset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from stacks.model import ComputePriority, Environment, IsolationMode
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Defaults and hard requirements of one environment."""
+
+    public_network_access: bool
+    allow_public_network_access: bool
+    protect_stateful: bool
+    private_endpoints: bool
+    private_aks_api: bool
+    workspace_isolation_mode: IsolationMode
+    storage_sku: str
+    log_retention_days: int
+    compute_max_nodes: int
+    compute_idle_seconds: int
+    compute_priority: ComputePriority
+    aks_node_count: int
+
+
+PROFILES: Mapping[Environment, Profile] = {
+    # dev: cheap and reachable — low-priority nodes that scale to zero quickly, one AKS node, public access.
+    "dev": Profile(
+        public_network_access=True,
+        allow_public_network_access=True,
+        protect_stateful=False,
+        private_endpoints=False,
+        private_aks_api=False,
+        workspace_isolation_mode="AllowInternetOutbound",
+        storage_sku="Standard_LRS",
+        log_retention_days=30,
+        compute_max_nodes=2,
+        compute_idle_seconds=120,
+        compute_priority="LowPriority",
+        aks_node_count=1,
+    ),
+    # prod: the full security baseline — private endpoints, no public access, protected state, zone-redundant.
+    "prod": Profile(
+        public_network_access=False,
+        allow_public_network_access=False,
+        protect_stateful=True,
+        private_endpoints=True,
+        private_aks_api=True,
+        workspace_isolation_mode="AllowOnlyApprovedOutbound",
+        storage_sku="Standard_ZRS",
+        log_retention_days=90,
+        compute_max_nodes=4,
+        compute_idle_seconds=600,
+        compute_priority="Dedicated",
+        aks_node_count=3,
+    ),
+}
