@@ -1,0 +1,141 @@
+"""Offline plan: run the real program under mocks with a stack file's config and describe what it declares."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from stacks.schema import KEYS_BY_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAN_VERSION = 1
+
+
+class PlanInputError(Exception):
+    """The stack file or an override is unusable; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class StackInput:
+    """Config for one offline run: plaintext values, and which keys are secrets."""
+
+    project: str
+    stack: str
+    values: Mapping[str, str]
+    secret_keys: frozenset[str]
+
+
+def project_name(root: Path = ROOT) -> str:
+    """The project name from Pulumi.yaml (pulumi.Config reads keys under it)."""
+    return str(yaml.safe_load((root / "Pulumi.yaml").read_text())["name"])
+
+
+def _as_config_string(value: Any) -> str:
+    """Config values reach the program as strings; structured ones as JSON, as the engine sends them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def stack_input(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) -> StackInput:
+    """Read Pulumi.<stack>.yaml plus KEY=VALUE overrides; `secure:` values get masked stand-ins."""
+    project = project_name(root)
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise PlanInputError(f"no stack file {path.name}; create it with `pulumi stack init {stack}` or pick "
+                             f"one of: {', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}")
+    document = yaml.safe_load(path.read_text()) or {}
+    values: dict[str, str] = {}
+    secrets: set[str] = set()
+    for key, value in (document.get("config") or {}).items():
+        key = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # The ciphertext needs the CLI to decrypt; a stand-in exercises the same code path, masked.
+            values[key] = f"stand-in-for-{key}"
+            secrets.add(key)
+        else:
+            values[key] = _as_config_string(value)
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or ":" not in key:
+            raise PlanInputError(f"--config '{override}' must look like {project}:<key>=<value>, the way "
+                                 "`pulumi config set` spells the key")
+        values[key] = value
+        name = key.split(":", 1)[1]
+        if key.startswith(f"{project}:") and name in KEYS_BY_NAME and KEYS_BY_NAME[name].secret:
+            secrets.add(key)
+    return StackInput(project, stack, values, frozenset(secrets))
+
+
+def run_plan(stack_in: StackInput) -> dict[str, Any]:
+    """Run the program under mocks; return the plan document (secrets masked)."""
+    from stacks.mockrun import run_program
+    from stacks.program import program
+
+    recording = run_program(
+        program,
+        project=stack_in.project,
+        stack=stack_in.stack,
+        config=stack_in.values,
+        secret_keys=stack_in.secret_keys,
+    )
+    duplicates = recording.duplicate_urns()
+    if duplicates:
+        raise PlanInputError(f"the program registers duplicate URNs: {duplicates}")
+    return {
+        "version": PLAN_VERSION,
+        "project": stack_in.project,
+        "stack": stack_in.stack,
+        "config": {key: "[secret]" if key in stack_in.secret_keys else value
+                   for key, value in sorted(stack_in.values.items())},
+        "resources": [
+            {
+                "urn": resource.urn,
+                "type": resource.type,
+                "name": resource.name,
+                "parent": resource.parent,
+                "custom": resource.custom,
+                "protect": resource.protect,
+                "retainOnDelete": resource.retain_on_delete,
+                "provider": resource.provider,
+                "inputs": resource.inputs,
+                "dependencies": list(resource.dependencies),
+            }
+            for resource in recording.resources
+        ],
+        "outputs": recording.outputs,
+    }
+
+
+def render_tree(plan: Mapping[str, Any]) -> str:
+    """The resource tree as text: type and logical name, indented under the parent."""
+    resources = plan["resources"]
+    children: dict[str | None, list[Mapping[str, Any]]] = {}
+    for resource in resources:
+        children.setdefault(resource["parent"], []).append(resource)
+    lines = [f"{plan['project']} / {plan['stack']}: {len(resources)} resources "
+             f"({sum(r['custom'] for r in resources)} Azure/DevOps resources, "
+             f"{sum(not r['custom'] for r in resources)} components)"]
+
+    def walk(parent: str | None, prefix: str) -> None:
+        items = children.get(parent, [])
+        for index, resource in enumerate(items):
+            last = index == len(items) - 1
+            flags = " [protected]" if resource["protect"] else ""
+            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{resource['type']}  {resource['name']}{flags}")
+            walk(resource["urn"], prefix + ("   " if last else "│  "))
+
+    walk(None, "")
+    return "\n".join(lines)
+
+
+def write_plan(plan: Mapping[str, Any], path: Path) -> None:
+    """Write the plan JSON (stable key order, so plans diff cleanly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
