@@ -114,27 +114,48 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state: dict[str, Any] = {**inputs, "name": name, "id": resource_id}
         seed = f"{args.typ}/{args.name}"
         identity = inputs.get("identity")
-        if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type", "")):
-            state["identity"] = {**identity, "principalId": _guid("principal", seed), "tenantId": TENANT_ID}
+        if isinstance(identity, dict):
+            state["identity"] = _identity_output(identity, seed)
         state.update(_computed_outputs(args.typ, seed, name, inputs))
         return resource_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        # A bare dict: the mock monitor reads a tuple as (outputs, failures) and iterates the failures.
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": CLIENT_ID,
                 "objectId": OBJECT_ID,
                 "subscriptionId": SUBSCRIPTION_ID,
                 "tenantId": TENANT_ID,
-            }, None
-        return {}, None
+            }
+        return {}
+
+
+def _identity_output(identity: Mapping[str, Any], seed: str) -> dict[str, Any]:
+    """An identity as Azure returns it: ids for the system identity, user identities keyed by resource id."""
+    output = dict(identity)
+    if "SystemAssigned" in str(identity.get("type", "")):
+        output.update(principalId=_guid("principal", seed), tenantId=TENANT_ID)
+    user_identities = identity.get("userAssignedIdentities")
+    if isinstance(user_identities, list):
+        # Inputs list the identity ids; the output maps each id to its principal and client ids.
+        output["userAssignedIdentities"] = {
+            str(ident): {"principalId": _guid("principal", str(ident)), "clientId": _guid("client", str(ident))}
+            for ident in user_identities
+        }
+    return output
 
 
 def _guid(kind: str, seed: str) -> str:
     return str(uuid.uuid5(_IDS, f"{kind}/{seed}"))
 
 
-_NAME_KEYS = {"StorageAccount": "accountName", "BlobServiceProperties": "accountName"}
+_NAME_KEYS = {
+    "StorageAccount": "accountName",
+    "BlobServiceProperties": "accountName",
+    "VirtualMachine": "vmName",
+    "FederatedIdentityCredential": "federatedIdentityCredentialResourceName",
+}
 
 
 def _physical_name(type_token: str, logical: str, inputs: Mapping[str, Any]) -> str:

@@ -58,3 +58,14 @@ PROFILES: Mapping[Environment, Profile] = {
         aks_node_count=3,
     ),
 }
+
+
+def profile_table_markdown() -> str:
+    """The README's dev-vs-prod table (a test keeps the README block equal to this)."""
+    dev, prod = PROFILES["dev"], PROFILES["prod"]
+    rows = ["| setting | dev | prod |", "| --- | --- | --- |"]
+    for name in Profile.__dataclass_fields__:
+        shown = [str(getattr(profile, name)).lower() if isinstance(getattr(profile, name), bool)
+                 else str(getattr(profile, name)) for profile in (dev, prod)]
+        rows.append(f"| {name.replace('_', ' ')} | {shown[0]} | {shown[1]} |")
+    return "\n".join(rows)

@@ -100,3 +100,26 @@ def pulumi_yaml_config() -> dict[str, dict[str, object]]:
             entry["default"] = key.default
         section[key.name] = entry
     return section
+
+
+def _shown_default(key: ConfigKey) -> str:
+    if key.name == "namespace":
+        return "*(required)*"
+    if key.default is PROFILE:
+        return "profile (see below)"
+    if key.default is None:
+        return "unset"
+    if key.default == "<stack>":
+        return "stack name"
+    if isinstance(key.default, bool):
+        return f"`{str(key.default).lower()}`"
+    return f"`{key.default}`" if key.default != [] else "`[]`"
+
+
+def config_reference_markdown() -> str:
+    """The README's config reference table (a test keeps the README block equal to this)."""
+    rows = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for key in KEYS:
+        kind = f"{key.type}, secret" if key.secret else key.type
+        rows.append(f"| `{PROJECT}:{key.name}` | {kind} | {_shown_default(key)} | {key.description} |")
+    return "\n".join(rows)

@@ -1,0 +1,101 @@
+"""The offline plan CLI: stack files plus overrides, masked secrets, tree and JSON, project file in sync."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.plan import ROOT, PlanInputError, render_tree, run_plan, stack_input
+from stacks.schema import KEYS, pulumi_yaml_config
+
+P = "aml-platform"
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def plan(request: pytest.FixtureRequest) -> dict:
+    return run_plan(stack_input(request.param))
+
+
+def test_stack_file_secure_values_get_masked_stand_ins() -> None:
+    stack_in = stack_input("prod")
+    assert f"{P}:devopsPat" in stack_in.secret_keys
+    assert stack_in.values[f"{P}:devopsPat"].startswith("stand-in-for-")
+    assert stack_in.values[f"{P}:prodApprovers"] == '["platform-leads@contoso.com"]'
+    assert stack_in.values[f"{P}:enableAks"] == "true"
+
+
+def test_overrides_win_and_secret_keys_stay_secret() -> None:
+    stack_in = stack_input("dev", [f"{P}:namespace=other", f"{P}:devopsPat=plain-override"])
+    assert stack_in.values[f"{P}:namespace"] == "other"
+    assert f"{P}:devopsPat" in stack_in.secret_keys
+
+
+@pytest.mark.parametrize("override", ["namespace=x", f"{P}:namespace"])
+def test_malformed_override_is_refused(override: str) -> None:
+    with pytest.raises(PlanInputError, match="KEY|aml-platform:<key>=<value>"):
+        stack_input("dev", [override])
+
+
+def test_unknown_stack_names_the_fix() -> None:
+    with pytest.raises(PlanInputError, match="pulumi stack init staging"):
+        stack_input("staging")
+
+
+def test_plan_has_no_duplicate_urns_and_every_parent_exists(plan: dict) -> None:
+    urns = [resource["urn"] for resource in plan["resources"]]
+    assert len(urns) == len(set(urns))
+    for resource in plan["resources"]:
+        assert resource["parent"] is None or resource["parent"] in urns
+        assert set(resource["dependencies"]) <= set(urns)
+
+
+def test_plan_never_contains_secret_plaintext(plan: dict) -> None:
+    text = json.dumps(plan)
+    assert "stand-in-for-" not in text
+    assert plan["config"][f"{P}:devopsPat"] == "[secret]"
+    assert plan["outputs"]["applicationInsightsConnectionString"] == "[secret]"
+
+
+def test_tree_lists_every_resource(plan: dict) -> None:
+    tree = render_tree(plan)
+    assert tree.count("\n") == len(plan["resources"])
+    assert "azure-native:machinelearningservices:Workspace" in tree
+
+
+def test_cli_writes_json_and_exits_zero(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = subprocess.run([sys.executable, "-m", "stacks", "plan", "--stack", "dev", "--json", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["stack"] == "dev"
+    assert "azure-native:resources:ResourceGroup" in result.stdout
+
+
+def test_cli_config_error_exits_2_naming_the_key(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = subprocess.run([sys.executable, "-m", "stacks", "plan", "--stack", "prod", "--json", str(out),
+                             "--config", f"{P}:publicNetworkAccess=true", "--config", f"{P}:namespace=UPPER"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"{P}:publicNetworkAccess" in result.stderr and f"{P}:namespace" in result.stderr
+    assert not out.exists()
+
+
+def test_pulumi_yaml_config_matches_schema() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == P
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+    assert project["config"] == pulumi_yaml_config()
+
+
+def test_stack_files_only_use_known_keys() -> None:
+    known = {f"{P}:{key.name}" for key in KEYS}
+    for stack in ("dev", "prod"):
+        document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+        ours = {key for key in document["config"] if key.startswith(f"{P}:")}
+        assert ours <= known, ours - known
