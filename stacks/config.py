@@ -26,6 +26,7 @@ VM_SIZE = re.compile(r"^(Standard|Basic)_[A-Z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$")
 NAMESPACE = re.compile(r"^[a-z][a-z0-9]*$")
 POSTFIX = re.compile(r"^[0-9]{1,6}$")
 SSH_KEY = re.compile(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEVOPS_ORG = re.compile(r"^https://dev\.azure\.com/[A-Za-z0-9][A-Za-z0-9-]{0,48}/?$")
 SERVICE_CONNECTION_AUTHS = ("WorkloadIdentityFederation", "ServicePrincipal")
 PRIORITIES = ("Dedicated", "LowPriority")
@@ -128,9 +129,9 @@ class _Reader:
             items = json.loads(value)
         except json.JSONDecodeError:
             items = None
-        if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
-            self.fail(name, 'must be a JSON list of non-empty strings, e.g. ["<user-or-group-id>"] '
-                      "(`pulumi config set --path` or a YAML list in the stack file)")
+        if not isinstance(items, list) or not all(isinstance(item, str) and GUID.match(item) for item in items):
+            self.fail(name, 'must be a list of Azure DevOps user/group ids (GUIDs), e.g. ["<guid>"], as a YAML '
+                      "list in the stack file or `pulumi config set --path 'prodApprovers[0]' <guid>`")
             return ()
         return tuple(items)
 
@@ -330,7 +331,7 @@ def _devops(reader: _Reader) -> DevOpsSettings | None:
     if not pat:
         reader.fail("devopsPat", "is required with enableDevops: `pulumi config set --secret devopsPat <PAT>`")
     if auth == "ServicePrincipal":
-        if not client_id or not re.match(r"^[0-9a-fA-F-]{36}$", client_id):
+        if not client_id or not GUID.match(client_id):
             reader.fail("servicePrincipalClientId", "is required with serviceConnectionAuth=ServicePrincipal: "
                         "the application (client) id, a GUID")
         if not client_secret:
@@ -389,7 +390,7 @@ def example_values(**overrides: str | None) -> dict[str, str]:
         "devopsPat": "example-pat-value",
         "enableAgentVm": "true",
         "agentSshPublicKey": EXAMPLE_SSH_KEY,
-        "prodApprovers": '["platform-leads@contoso.com"]',
+        "prodApprovers": '["4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f"]',
     }
     values.update(overrides)
     return {f"{PROJECT}:{key}": value for key, value in values.items() if value is not None}

@@ -128,6 +128,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "subscriptionId": SUBSCRIPTION_ID,
                 "tenantId": TENANT_ID,
             }
+        if args.token == "azuredevops:index/getProject:getProject":
+            name = str(args.args.get("name", "project"))
+            return {"id": _guid("devops-project", name), "name": name, "projectId": _guid("devops-project", name)}
         return {}
 
 
@@ -155,6 +158,7 @@ _NAME_KEYS = {
     "BlobServiceProperties": "accountName",
     "VirtualMachine": "vmName",
     "FederatedIdentityCredential": "federatedIdentityCredentialResourceName",
+    "ServiceEndpointAzureRM": "serviceEndpointName",
 }
 
 

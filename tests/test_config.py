@@ -90,7 +90,8 @@ BAD_CONFIGS = [
     ({"serviceConnectionAuth": "ServicePrincipal"}, "dev", "servicePrincipalClientId", "GUID"),
     ({"serviceConnectionAuth": "ServicePrincipal", "servicePrincipalClientId": "0" * 8 + "-0000-0000-0000-" + "0" * 12},
      "dev", "servicePrincipalSecret", "required"),
-    ({"prodApprovers": "alice"}, "prod", "prodApprovers", "JSON list"),
+    ({"prodApprovers": "alice"}, "prod", "prodApprovers", "GUIDs"),
+    ({"prodApprovers": '["alice@contoso.com"]'}, "prod", "prodApprovers", "GUIDs"),
     ({"owner": "a/b"}, "dev", "owner", "tag value"),
     ({"namspace": "typo"}, "dev", "namspace", "not a known config key"),
 ]

@@ -25,7 +25,7 @@ def test_stack_file_secure_values_get_masked_stand_ins() -> None:
     stack_in = stack_input("prod")
     assert f"{P}:devopsPat" in stack_in.secret_keys
     assert stack_in.values[f"{P}:devopsPat"].startswith("stand-in-for-")
-    assert stack_in.values[f"{P}:prodApprovers"] == '["platform-leads@contoso.com"]'
+    assert stack_in.values[f"{P}:prodApprovers"] == '["4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f"]'
     assert stack_in.values[f"{P}:enableAks"] == "true"
 
 
