@@ -1,0 +1,204 @@
+"""The Azure Machine Learning workspace, its managed network, and the roles its identities need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.machinelearningservices as ml
+import pulumi_azure_native.managedidentity as managedidentity
+
+from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts, principal_id_of
+from components.diagnostics import send_diagnostics
+from components.private_endpoint import PrivateEndpointArgs, add_private_endpoint
+
+# Package feeds the training environment installs from (pip and conda) plus the base images AML builds on.
+TRAINING_PACKAGE_FEEDS: tuple[str, ...] = (
+    "pypi.org",
+    "files.pythonhosted.org",
+    "conda.anaconda.org",
+    "*.anaconda.org",
+    "repo.anaconda.com",
+    "*.anaconda.com",
+    "mcr.microsoft.com",
+    "*.data.mcr.microsoft.com",
+)
+
+
+def outbound_rule_name(fqdn: str) -> str:
+    """Name of the managed network rule that allows `fqdn` (letters, digits and dashes; wildcards spelled)."""
+    if not fqdn or " " in fqdn or fqdn.count("*") > 1 or ("*" in fqdn and not fqdn.startswith("*.")):
+        raise ValueError(f"outbound FQDN {fqdn!r} is not a host name or a '*.'-prefixed wildcard host name")
+    return "allow-" + fqdn.replace("*.", "any-").replace(".", "-")
+
+
+def managed_network_settings(
+    isolation_mode: str, outbound_fqdns: tuple[str, ...]
+) -> ml.ManagedNetworkSettingsArgs:
+    """Managed network of the workspace; FQDN rules only apply when outbound traffic needs approval."""
+    rules: dict[str, pulumi.Input[ml.FqdnOutboundRuleArgs]] = {}
+    if isolation_mode == "AllowOnlyApprovedOutbound":
+        rules = {
+            outbound_rule_name(fqdn): ml.FqdnOutboundRuleArgs(
+                type="FQDN", category="UserDefined", destination=fqdn
+            )
+            for fqdn in outbound_fqdns
+        }
+    return ml.ManagedNetworkSettingsArgs(isolation_mode=isolation_mode, outbound_rules=rules or None)
+
+
+@dataclass(frozen=True)
+class WorkspaceArgs:
+    """Inputs of a Workspace."""
+
+    common: CommonArgs
+    """Location, resource group, tags, protect."""
+    workspace_name: str
+    """Azure name of the workspace."""
+    subscription_id: pulumi.Input[str]
+    """Subscription of the role definitions granted."""
+    storage_account_id: pulumi.Input[str]
+    """Default storage account."""
+    storage_account_name: str
+    """Azure name of the storage account (names its role assignments)."""
+    key_vault_id: pulumi.Input[str]
+    """Key Vault of the workspace."""
+    key_vault_name: str
+    """Azure name of the Key Vault (names its role assignments)."""
+    container_registry_id: pulumi.Input[str]
+    """Registry environment images are built into."""
+    container_registry_name: str
+    """Azure name of the registry (names its role assignments)."""
+    app_insights_id: pulumi.Input[str]
+    """Application Insights of the workspace."""
+    image_build_compute: str
+    """Compute cluster that builds environment images (needed when the registry is private)."""
+    compute_identity_name: str
+    """Azure name of the user-assigned identity the compute clusters run as."""
+    public_network_access: bool = True
+    """Off in prod, where the workspace is reached through its private endpoint only."""
+    isolation_mode: str = "AllowInternetOutbound"
+    """Managed network isolation: AllowInternetOutbound (dev) or AllowOnlyApprovedOutbound (prod)."""
+    outbound_fqdns: tuple[str, ...] = TRAINING_PACKAGE_FEEDS
+    """Hosts the managed network may reach when outbound traffic needs approval."""
+    diagnostics_workspace_id: pulumi.Input[str] | None = None
+    """Log Analytics workspace receiving the workspace's logs and metrics; None for none."""
+    private_endpoint: PrivateEndpointArgs | None = None
+    """Subnet and DNS zones for the workspace's private endpoint; None for no private endpoint."""
+
+
+class Workspace(pulumi.ComponentResource):
+    """AML workspace (system identity, v1 legacy off, identity-based datastores) and its compute identity."""
+
+    workspace_name: pulumi.Output[str]
+    """Azure name of the workspace."""
+    workspace_id: pulumi.Output[str]
+    """Azure resource id of the workspace."""
+    principal_id: pulumi.Output[str | None]
+    """Object id of the workspace's system-assigned identity."""
+    compute_identity_id: pulumi.Output[str]
+    """Resource id of the user-assigned identity compute runs as."""
+    compute_identity_principal_id: pulumi.Output[str]
+    """Object id of that identity."""
+
+    def __init__(self, name: str, args: WorkspaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aml-platform:ml:Workspace", name, None, opts)
+        common = args.common
+        workspace = ml.Workspace(
+            f"{name}-workspace",
+            workspace_name=args.workspace_name,
+            resource_group_name=common.resource_group_name,
+            location=common.location,
+            sku=ml.SkuArgs(name="Basic"),
+            kind="Default",
+            identity=ml.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            storage_account=args.storage_account_id,
+            key_vault=args.key_vault_id,
+            container_registry=args.container_registry_id,
+            application_insights=args.app_insights_id,
+            v1_legacy_mode=False,
+            # Datastores authenticate with identities, so the storage account can keep shared keys off.
+            system_datastores_auth_mode="identity",
+            image_build_compute=args.image_build_compute,
+            public_network_access="Enabled" if args.public_network_access else "Disabled",
+            managed_network=managed_network_settings(args.isolation_mode, args.outbound_fqdns),
+            tags=common.tags_with(),
+            opts=child_opts(self, common.protect),
+        )
+        compute_identity = managedidentity.UserAssignedIdentity(
+            f"{name}-compute-identity",
+            resource_name_=args.compute_identity_name,
+            resource_group_name=common.resource_group_name,
+            location=common.location,
+            tags=common.tags_with(),
+            opts=child_opts(self),
+        )
+        self.workspace_name = workspace.name
+        self.workspace_id = workspace.id
+        self.principal_id = principal_id_of(workspace.identity)
+        self.compute_identity_id = compute_identity.id
+        self.compute_identity_principal_id = compute_identity.principal_id
+        for role_name, grant in self._grants(args).items():
+            assign_role(f"{name}-{role_name}", grant, args.subscription_id, self)
+        if args.private_endpoint is not None:
+            add_private_endpoint(
+                f"{name}-private-endpoint",
+                common=common,
+                endpoint_name=f"pe-{args.workspace_name}",
+                target_id=workspace.id,
+                group_id="amlworkspace",
+                placement=args.private_endpoint,
+                parent=self,
+            )
+        if args.diagnostics_workspace_id is not None:
+            send_diagnostics(f"{name}-diagnostics", workspace.id, args.diagnostics_workspace_id, self)
+        self.register_outputs(
+            {
+                "workspace_name": self.workspace_name,
+                "workspace_id": self.workspace_id,
+                "principal_id": self.principal_id,
+                "compute_identity_id": self.compute_identity_id,
+                "compute_identity_principal_id": self.compute_identity_principal_id,
+            }
+        )
+
+    def _grants(self, args: WorkspaceArgs) -> dict[str, RoleGrant]:
+        """Least roles for the workspace identity (data plane, image pushes) and the compute identity."""
+        workspace_key, compute_key = args.workspace_name, args.compute_identity_name
+        storage = (args.storage_account_id, args.storage_account_name)
+        vault = (args.key_vault_id, args.key_vault_name)
+        registry = (args.container_registry_id, args.container_registry_name)
+        workspace = (self.workspace_id, args.workspace_name)
+        by_principal = {
+            "workspace": (
+                self.principal_id,
+                workspace_key,
+                [
+                    ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
+                    ("storage-file", BuiltInRole.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, storage),
+                    ("key-vault", BuiltInRole.KEY_VAULT_ADMINISTRATOR, vault),
+                    ("registry-push", BuiltInRole.ACR_PUSH, registry),
+                ],
+            ),
+            "compute": (
+                self.compute_identity_principal_id,
+                compute_key,
+                [
+                    ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
+                    ("key-vault", BuiltInRole.KEY_VAULT_SECRETS_USER, vault),
+                    ("registry-pull", BuiltInRole.ACR_PULL, registry),
+                    ("data-scientist", BuiltInRole.AZUREML_DATA_SCIENTIST, workspace),
+                ],
+            ),
+        }
+        return {
+            f"{principal}-{role_name}-role": RoleGrant(
+                role=role,
+                scope=scope_id,
+                scope_key=scope_key,
+                principal_id=principal_id,
+                principal_key=principal_key,
+            )
+            for principal, (principal_id, principal_key, roles) in by_principal.items()
+            for role_name, role, (scope_id, scope_key) in roles
+        }
