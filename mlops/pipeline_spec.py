@@ -1,0 +1,626 @@
+"""The training pipeline spec as a typed graph, and the checks azure-ai-ml's loaders do not make."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SPECS_ROOT = Path(__file__).resolve().parent / "azureml"
+
+SCALAR_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
+DATA_TYPES = frozenset({"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable", "triton_model"})
+# Keys the CLI v2 YAML reference documents for an inline command job inside a pipeline; azure-ai-ml
+# reports anything else only as a confusing "component: Missing data for required field".
+STEP_KEYS = frozenset(
+    {
+        "type",
+        "name",
+        "display_name",
+        "description",
+        "tags",
+        "properties",
+        "experiment_name",
+        "compute",
+        "code",
+        "command",
+        "environment",
+        "environment_variables",
+        "inputs",
+        "outputs",
+        "resources",
+        "distribution",
+        "limits",
+        "identity",
+        "services",
+        "queue_settings",
+    }
+)
+REQUIRED_STEP_KEYS = ("command", "code", "environment")
+
+_PARENT_INPUT = re.compile(r"^\$\{\{\s*parent\.inputs\.([A-Za-z_][\w]*)\s*\}\}$")
+_STEP_OUTPUT = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z_][\w]*)\.outputs\.([A-Za-z_][\w]*)\s*\}\}$")
+_ANY_BINDING = re.compile(r"\$\{\{.*?\}\}")
+COMMAND_REF = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][\w]*)\s*\}\}")
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class ParentInput:
+    """A step input bound to a pipeline input: `${{parent.inputs.<name>}}`."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """A step input bound to an upstream step's output: `${{parent.jobs.<step>.outputs.<output>}}`."""
+
+    step: str
+    output: str
+
+
+@dataclass(frozen=True)
+class DataLiteral:
+    """A step input given as a data path in the spec itself (`{type: uri_file, path: ...}`)."""
+
+    type: str
+    path: str
+
+
+Binding = Scalar | DataLiteral | ParentInput | StepOutput
+
+
+@dataclass(frozen=True)
+class PipelineInput:
+    """A pipeline-level input: its type (inferred from the literal, or declared for data) and default."""
+
+    name: str
+    type: str
+    default: Scalar
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One inline command step of the pipeline."""
+
+    name: str
+    command: str
+    code: Path
+    inputs: dict[str, Binding]
+    outputs: list[str]
+    environment: str
+    environment_variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """The pipeline: its inputs and its steps in an order where every producer precedes its consumers."""
+
+    path: Path
+    experiment_name: str | None
+    display_name: str | None
+    inputs: dict[str, PipelineInput]
+    steps: list[StepSpec]
+
+    def step(self, name: str) -> StepSpec:
+        """The step called `name`; KeyError naming the steps there are otherwise."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"{self.path}: no step {name!r}; steps are {[s.name for s in self.steps]}")
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One thing wrong in a spec file, located by step (None for the file itself) and field."""
+
+    file: Path
+    step: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"step {self.step!r}, " if self.step else ""
+        return f"{self.file}: {where}field {self.field}: {self.message}"
+
+
+class PipelineSpecError(ValueError):
+    """The pipeline spec has problems; `problems` lists each with its file, step and field."""
+
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{len(problems)} problem(s) in the pipeline spec:\n{listing}")
+
+
+def literal_type(value: object) -> str | None:
+    """The AML input type of a YAML literal (bool before int: a bool is an int in Python)."""
+    for python_type, aml_type in SCALAR_TYPES.items():
+        if isinstance(value, python_type):
+            return aml_type
+    return None
+
+
+def parse_binding(value: object) -> Binding | None:
+    """A step input value as a Binding; None when it is no binding, literal or data path we know."""
+    if isinstance(value, dict):
+        path = value.get("path")
+        if not isinstance(path, str):
+            return None
+        return parse_binding(path) if _ANY_BINDING.search(path) else DataLiteral(str(value.get("type")), path)
+    if isinstance(value, str):
+        if match := _PARENT_INPUT.match(value):
+            return ParentInput(match.group(1))
+        if match := _STEP_OUTPUT.match(value):
+            return StepOutput(match.group(1), match.group(2))
+        return None if _ANY_BINDING.search(value) else value
+    return value if literal_type(value) else None
+
+
+class _Collector:
+    """Accumulates the problems of one file, so every check can report and carry on."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.problems: list[SpecProblem] = []
+
+    def add(self, step: str | None, field_name: str, message: str) -> None:
+        self.problems.append(SpecProblem(self.file, step, field_name, message))
+
+
+def _read_yaml(path: Path, found: _Collector) -> dict[str, Any] | None:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        found.add(None, "(file)", f"cannot read the YAML: {error}")
+        return None
+    if not isinstance(raw, dict):
+        found.add(None, "(file)", f"expected a mapping at the top level, got {type(raw).__name__}")
+        return None
+    return raw
+
+
+def _pipeline_inputs(raw: dict[str, Any], found: _Collector) -> dict[str, PipelineInput]:
+    declared = raw.get("inputs") or {}
+    if not isinstance(declared, dict):
+        found.add(None, "inputs", f"expected a mapping of input name to value, got {declared!r}")
+        return {}
+    inputs: dict[str, PipelineInput] = {}
+    for name, value in declared.items():
+        if isinstance(value, dict):
+            data_type, path = value.get("type"), value.get("path")
+            if data_type not in DATA_TYPES or not isinstance(path, str):
+                found.add(
+                    None,
+                    f"inputs.{name}",
+                    f"a data input needs `type` in {sorted(DATA_TYPES)} and a "
+                    f"`path` string, got {value!r}",
+                )
+                continue
+            inputs[name] = PipelineInput(name, data_type, path)
+        elif (scalar := literal_type(value)) is not None:
+            inputs[name] = PipelineInput(name, scalar, value)
+        else:
+            found.add(
+                None,
+                f"inputs.{name}",
+                f"expected an integer, number, boolean or string literal "
+                f"(or a data input with type and path), got {value!r}",
+            )
+    return inputs
+
+
+def _check_step_keys(name: str, step: dict[str, Any], found: _Collector) -> None:
+    for key in sorted(set(step) - STEP_KEYS):
+        found.add(name, key, f"unknown key {key!r} on an inline command step; allowed: {sorted(STEP_KEYS)}")
+    if step.get("type", "command") != "command":
+        found.add(name, "type", f"only inline command steps are supported, got type {step.get('type')!r}")
+    for key in REQUIRED_STEP_KEYS:
+        if not isinstance(step.get(key), str) or not step.get(key):
+            found.add(name, key, f"required: a non-empty string, got {step.get(key)!r}")
+
+
+def _output_type(spec: object) -> object:
+    # An output declared with no mapping is a uri_folder, as in azure-ai-ml.
+    if spec is None:
+        return "uri_folder"
+    return spec.get("type", "uri_folder") if isinstance(spec, dict) else spec
+
+
+def _step_outputs(name: str, step: dict[str, Any], found: _Collector) -> dict[str, str]:
+    declared = step.get("outputs") or {}
+    if not isinstance(declared, dict):
+        found.add(name, "outputs", f"expected a mapping of output name to {{type: ...}}, got {declared!r}")
+        return {}
+    outputs: dict[str, str] = {}
+    for output, spec in declared.items():
+        output_type = _output_type(spec)
+        if not isinstance(output_type, str) or output_type not in DATA_TYPES:
+            found.add(name, f"outputs.{output}", f"type must be one of {sorted(DATA_TYPES)}, got {spec!r}")
+            continue
+        outputs[output] = output_type
+    return outputs
+
+
+def _step_inputs(name: str, step: dict[str, Any], found: _Collector) -> dict[str, Binding]:
+    declared = step.get("inputs") or {}
+    if not isinstance(declared, dict):
+        found.add(name, "inputs", f"expected a mapping of input name to binding or literal, got {declared!r}")
+        return {}
+    inputs: dict[str, Binding] = {}
+    for input_name, value in declared.items():
+        binding = parse_binding(value)
+        if value is None or (isinstance(value, dict) and "path" not in value):
+            found.add(
+                name,
+                f"inputs.{input_name}",
+                "declared but neither bound nor given a default; bind it "
+                "to ${{parent.inputs.<name>}} or ${{parent.jobs.<step>.outputs.<name>}} or give a value",
+            )
+        elif isinstance(value, dict) and not isinstance(value["path"], str):
+            found.add(
+                name,
+                f"inputs.{input_name}",
+                f"a {value.get('type')} input takes a path string, got "
+                f"{value['path']!r} ({literal_type(value['path']) or type(value['path']).__name__})",
+            )
+        elif binding is None:
+            found.add(
+                name,
+                f"inputs.{input_name}",
+                f"not a literal, a data input or a binding of the form "
+                f"${{{{parent.inputs.<name>}}}} / ${{{{parent.jobs.<step>.outputs.<name>}}}}: {value!r}",
+            )
+        else:
+            inputs[input_name] = binding
+    return inputs
+
+
+def _declared_data_type(step: dict[str, Any], input_name: str) -> str | None:
+    value = (step.get("inputs") or {}).get(input_name)
+    return value.get("type") if isinstance(value, dict) else None
+
+
+def _binding_type(
+    binding: Binding,
+    inputs: Mapping[str, PipelineInput],
+    outputs: Mapping[str, Mapping[str, str]],
+) -> str | None:
+    if isinstance(binding, ParentInput):
+        return inputs[binding.name].type if binding.name in inputs else None
+    if isinstance(binding, StepOutput):
+        return outputs.get(binding.step, {}).get(binding.output)
+    if isinstance(binding, DataLiteral):
+        return binding.type
+    return literal_type(binding)
+
+
+def _reference_problem(
+    binding: Binding,
+    steps: Mapping[str, object],
+    inputs: Mapping[str, PipelineInput],
+    step_outputs: Mapping[str, Mapping[str, str]],
+) -> str | None:
+    """Why a binding points at nothing, or None when its pipeline input / step / output exists."""
+    if isinstance(binding, ParentInput) and binding.name not in inputs:
+        declared = sorted(inputs)
+        return f"binds pipeline input {binding.name!r}, which is not declared; pipeline inputs are {declared}"
+    if isinstance(binding, StepOutput) and binding.step not in steps:
+        return f"binds an output of step {binding.step!r}, which does not exist; steps are {sorted(steps)}"
+    if isinstance(binding, StepOutput) and binding.output not in step_outputs[binding.step]:
+        declared = sorted(step_outputs[binding.step])
+        return f"binds output {binding.output!r} of step {binding.step!r}, which declares only {declared}"
+    if isinstance(binding, DataLiteral) and binding.type not in DATA_TYPES:
+        return f"type must be one of {sorted(DATA_TYPES)}, got {binding.type!r}"
+    return None
+
+
+def _check_bindings(
+    steps: Mapping[str, dict[str, Any]],
+    inputs: Mapping[str, PipelineInput],
+    step_inputs: Mapping[str, Mapping[str, Binding]],
+    step_outputs: Mapping[str, Mapping[str, str]],
+    found: _Collector,
+) -> None:
+    for step, bindings in step_inputs.items():
+        for input_name, binding in bindings.items():
+            problem = _reference_problem(binding, steps, inputs, step_outputs)
+            if problem:
+                found.add(step, f"inputs.{input_name}", problem)
+                continue
+            declared = _declared_data_type(steps[step], input_name)
+            actual = _binding_type(binding, inputs, step_outputs)
+            if declared and actual and declared != actual:
+                found.add(
+                    step,
+                    f"inputs.{input_name}",
+                    f"declared type {declared!r} but bound to a {actual!r} value",
+                )
+
+
+def _check_command(
+    step: str, command: str, inputs: Mapping[str, Binding], outputs: Mapping[str, str], found: _Collector
+) -> None:
+    declared = {"inputs": inputs, "outputs": outputs}
+    for kind, name in COMMAND_REF.findall(command):
+        if name not in declared[kind]:
+            found.add(
+                step,
+                "command",
+                f"uses ${{{{{kind}.{name}}}}} but the step declares no {kind[:-1]} "
+                f"{name!r}; declared {kind}: {sorted(declared[kind])}",
+            )
+
+
+def order_steps(dependencies: Mapping[str, Iterable[str]]) -> tuple[list[str], list[str]]:
+    """Steps in topological order (ties keep spec order) and the steps left on a cycle."""
+    remaining = {step: set(needs) & set(dependencies) for step, needs in dependencies.items()}
+    ordered: list[str] = []
+    while ready := [step for step, needs in remaining.items() if not needs]:
+        for step in ready:
+            ordered.append(step)
+            del remaining[step]
+        for needs in remaining.values():
+            needs.difference_update(ready)
+    return ordered, list(remaining)
+
+
+def _upstream(bindings: Mapping[str, Binding]) -> set[str]:
+    return {binding.step for binding in bindings.values() if isinstance(binding, StepOutput)}
+
+
+def _parse(path: Path) -> tuple[PipelineSpec | None, list[SpecProblem]]:
+    found = _Collector(path)
+    raw = _read_yaml(path, found)
+    if raw is None:
+        return None, found.problems
+    jobs = raw.get("jobs")
+    if not isinstance(jobs, dict) or not jobs:
+        found.add(None, "jobs", f"expected a non-empty mapping of step name to step, got {jobs!r}")
+        return None, found.problems
+    inputs = _pipeline_inputs(raw, found)
+    steps = {name: step for name, step in jobs.items() if isinstance(step, dict)}
+    for name in sorted(set(jobs) - set(steps)):
+        found.add(
+            name, "(step)", f"expected a mapping with type, code, command, environment, got {jobs[name]!r}"
+        )
+    step_inputs = {name: _step_inputs(name, step, found) for name, step in steps.items()}
+    step_outputs = {name: _step_outputs(name, step, found) for name, step in steps.items()}
+    for name, step in steps.items():
+        _check_step_keys(name, step, found)
+        _check_command(name, str(step.get("command") or ""), step_inputs[name], step_outputs[name], found)
+    _check_bindings(steps, inputs, step_inputs, step_outputs, found)
+    ordered, cyclic = order_steps({name: _upstream(step_inputs[name]) for name in steps})
+    if cyclic:
+        found.add(
+            cyclic[0],
+            "inputs",
+            f"steps {cyclic} depend on each other's outputs in a cycle; a pipeline must be acyclic",
+        )
+    if found.problems:
+        return None, found.problems
+    spec_steps = [
+        _step_spec(path, name, steps[name], step_inputs[name], step_outputs[name]) for name in ordered
+    ]
+    return PipelineSpec(path, raw.get("experiment_name"), raw.get("display_name"), inputs, spec_steps), []
+
+
+def _step_spec(
+    path: Path, name: str, step: dict[str, Any], inputs: dict[str, Binding], outputs: Mapping[str, str]
+) -> StepSpec:
+    variables = {str(key): str(value) for key, value in (step.get("environment_variables") or {}).items()}
+    return StepSpec(
+        name=name,
+        command=step["command"],
+        code=(path.parent / step["code"]).resolve(),
+        inputs=inputs,
+        outputs=list(outputs),
+        environment=step["environment"],
+        environment_variables=variables,
+    )
+
+
+def load_pipeline(path: Path) -> PipelineSpec:
+    """The pipeline at `path` as a typed graph; PipelineSpecError listing every problem otherwise."""
+    spec, problems = _parse(Path(path))
+    if spec is None:
+        raise PipelineSpecError(problems)
+    return spec
+
+
+def check_pipeline(path: Path) -> list[SpecProblem]:
+    """Every problem in the pipeline spec that azure-ai-ml does not report (empty when it is sound)."""
+    return _parse(Path(path))[1]
+
+
+def _matches_type(value: object, expected: str) -> bool:
+    # Strings are accepted when they spell the type: values often arrive from a command line.
+    if expected == "integer":
+        return literal_type(value) == "integer" or bool(re.fullmatch(r"-?\d+", str(value)))
+    if expected == "number":
+        return literal_type(value) in ("integer", "number") or _is_number(str(value))
+    if expected == "boolean":
+        return isinstance(value, bool) or str(value).lower() in ("true", "false")
+    return isinstance(value, str)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _input_problem(declared: PipelineInput | None, value: object, known: Iterable[str]) -> str | None:
+    if declared is None:
+        return f"no such pipeline input; declared inputs are {sorted(known)}"
+    if declared.type in DATA_TYPES and not isinstance(value, str | Path):
+        return f"a {declared.type} input takes a path, got {value!r}"
+    if declared.type not in DATA_TYPES and not _matches_type(value, declared.type):
+        return f"expected {declared.type} (like the default {declared.default!r}), got {value!r}"
+    return None
+
+
+def check_inputs(spec: PipelineSpec, values: Mapping[str, object]) -> list[SpecProblem]:
+    """Problems with values given for pipeline inputs: unknown names, or literals of the wrong type."""
+    problems = {
+        name: _input_problem(spec.inputs.get(name), value, spec.inputs) for name, value in values.items()
+    }
+    return [
+        SpecProblem(spec.path, None, f"inputs.{name}", problem)
+        for name, problem in problems.items()
+        if problem
+    ]
+
+
+def _azure_loaders() -> dict[str, Callable[..., Any]]:
+    # Imported lazily: azure-ai-ml costs ~1.5 s to import and only check_all_specs needs it.
+    from azure.ai import ml
+
+    return {
+        "pipelineJob": ml.load_job,
+        "commandJob": ml.load_job,
+        "environment": ml.load_environment,
+        "data": ml.load_data,
+        "amlCompute": ml.load_compute,
+        "managedOnlineEndpoint": ml.load_online_endpoint,
+        "kubernetesOnlineEndpoint": ml.load_online_endpoint,
+        "managedOnlineDeployment": ml.load_online_deployment,
+        "kubernetesOnlineDeployment": ml.load_online_deployment,
+        "batchEndpoint": ml.load_batch_endpoint,
+        "batchDeployment": ml.load_batch_deployment,
+        "modelBatchDeployment": ml.load_batch_deployment,
+    }
+
+
+def spec_kind(raw: Mapping[str, Any]) -> str | None:
+    """The kind named by a spec's `$schema` (e.g. `pipelineJob`), or `conda` for a conda file."""
+    schema = raw.get("$schema")
+    if isinstance(schema, str):
+        return schema.rsplit("/", 1)[-1].removesuffix(".json").removesuffix(".schema")
+    return "conda" if "dependencies" in raw else None
+
+
+def _flatten_messages(report: object, prefix: str = "") -> list[tuple[str, str]]:
+    """marshmallow's nested {field: [messages] | {subfield: ...}} as (dotted field, message) pairs."""
+    if isinstance(report, dict):
+        return [
+            pair
+            for key, value in report.items()
+            for pair in _flatten_messages(value, f"{prefix}.{key}" if prefix else str(key))
+        ]
+    if isinstance(report, list) and all(isinstance(item, str) for item in report):
+        return [(prefix or "(schema)", " ".join(report))]
+    if isinstance(report, list):
+        return [pair for item in report for pair in _flatten_messages(item, prefix)]
+    return [(prefix or "(schema)", str(report))]
+
+
+def _loader_problems(file: Path, error: Exception) -> list[SpecProblem]:
+    text = str(error)
+    start, end = text.find("{"), text.rfind("}")
+    try:
+        report = json.loads(text[start : end + 1]) if start >= 0 else None
+    except ValueError:
+        report = None
+    if isinstance(report, dict) and isinstance(report.get("errors"), list):
+        pairs = [(item.get("path", "(schema)"), str(item.get("message"))) for item in report["errors"]]
+    elif isinstance(report, dict):
+        pairs = _flatten_messages(report)
+    else:
+        first_line = next((line for line in text.splitlines() if line.strip()), type(error).__name__)
+        pairs = [("(schema)", first_line)]
+    return [
+        SpecProblem(file, None, field_name, f"azure-ai-ml rejects the spec: {message}")
+        for field_name, message in pairs
+    ]
+
+
+def _validation_problems(file: Path, entity: object) -> list[SpecProblem]:
+    validate = getattr(entity, "_validate", None)
+    result = validate() if callable(validate) else None
+    if result is None or getattr(result, "passed", True):
+        return []
+    return [
+        SpecProblem(file, None, path, f"azure-ai-ml validation: {message}")
+        for path, message in result.error_messages.items()
+    ]
+
+
+def _scoring_script_problems(file: Path, raw: Mapping[str, Any]) -> list[SpecProblem]:
+    code_config = raw.get("code_configuration")
+    if not isinstance(code_config, dict):
+        return []
+    script = file.parent / str(code_config.get("code", ".")) / str(code_config.get("scoring_script", ""))
+    if script.is_file():
+        return []
+    return [
+        SpecProblem(
+            file,
+            None,
+            "code_configuration.scoring_script",
+            f"{script} does not exist; write it or point scoring_script at the entry script",
+        )
+    ]
+
+
+def _conda_problems(file: Path, raw: Mapping[str, Any]) -> list[SpecProblem]:
+    pip_lists = [dep["pip"] for dep in raw.get("dependencies", []) if isinstance(dep, dict) and "pip" in dep]
+    unpinned = [req for reqs in pip_lists for req in reqs if "==" not in str(req)]
+    if not unpinned:
+        return []
+    return [
+        SpecProblem(
+            file,
+            None,
+            "dependencies.pip",
+            f"unpinned {unpinned}; pin each as name==version so the image is reproducible",
+        )
+    ]
+
+
+def check_spec_file(file: Path) -> list[SpecProblem]:
+    """Load one spec with its azure-ai-ml loader, validate it, and add this module's own checks."""
+    found = _Collector(file)
+    raw = _read_yaml(file, found)
+    if raw is None:
+        return found.problems
+    kind = spec_kind(raw)
+    if kind == "conda":
+        return _conda_problems(file, raw)
+    loader = _azure_loaders().get(kind or "")
+    if loader is None:
+        return [
+            SpecProblem(
+                file,
+                None,
+                "$schema",
+                f"unknown spec kind {kind!r}; set $schema to one of the "
+                f"AML schemas {sorted(_azure_loaders())}",
+            )
+        ]
+    # Our own pipeline checks run even when the loader fails: they name the step and field precisely.
+    own = check_pipeline(file) if kind == "pipelineJob" else []
+    try:
+        with warnings.catch_warnings():
+            # load_batch_deployment warns that BatchDeployment is a base class; the YAML form is still valid.
+            warnings.simplefilter("ignore", UserWarning)
+            entity = loader(file)
+    except Exception as error:  # azure-ai-ml raises marshmallow, ValidationException and OSError alike
+        return own + _loader_problems(file, error)
+    return own + _validation_problems(file, entity) + _scoring_script_problems(file, raw)
+
+
+def check_all_specs(root: Path = SPECS_ROOT) -> list[SpecProblem]:
+    """Every problem in every YAML under `root` (the AML specs), file by file."""
+    files = sorted({*Path(root).rglob("*.yml"), *Path(root).rglob("*.yaml")})
+    return [problem for file in files for problem in check_spec_file(file)]
