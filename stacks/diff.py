@@ -1,0 +1,377 @@
+"""Typed diff of two offline plans: resources added, removed and changed; replacements, data loss marked."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Mapping
+
+from stacks.replacement import loses_data, replaces
+
+Action = Literal["create", "delete", "update", "replace"]
+SECRET_MASK = "[secret]"
+# Values under these keys are shown masked even when a plan carries them in plaintext (crafted or old plans).
+SECRET_KEY = re.compile(
+    r"(password|secret|secretvalue|token|pat|personalaccesstoken|privatekey|serviceprincipalkey|"
+    r"connectionstring|instrumentationkey|customdata)$",
+    re.IGNORECASE,
+)
+COLLAPSE_OVER = 8
+MAX_VALUE_CHARS = 80
+
+
+class DiffInputError(Exception):
+    """A plan file or git ref is unusable; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    """One input that differs, with display-safe values (secrets masked) and whether it forces replacement."""
+
+    path: str
+    old: str | None
+    new: str | None
+    replaces: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """What happens to one resource between the two plans."""
+
+    key: str
+    type: str
+    name: str
+    action: Action
+    changes: tuple[PropertyChange, ...] = ()
+    data_loss: bool = False
+    retained: bool = False
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    """The changes between a base plan and a head plan, resources in head order (removed ones last)."""
+
+    base_label: str
+    head_label: str
+    resources: tuple[ResourceChange, ...] = ()
+    config: tuple[PropertyChange, ...] = field(default_factory=tuple)
+
+    def of(self, *actions: Action) -> list[ResourceChange]:
+        return [change for change in self.resources if change.action in actions]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.resources or self.config)
+
+
+def resource_key(urn: str) -> str:
+    """A URN without its stack, so the same resource matches across stacks (dev vs prod) and refs."""
+    parts = urn.split("::", 1)
+    return parts[1] if len(parts) == 2 else urn
+
+
+def flatten(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Leaf values of nested inputs as (dotted.path[index], value); empty containers are leaves."""
+    if isinstance(value, Mapping) and value:
+        for key in sorted(value):
+            yield from flatten(value[key], f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            yield from flatten(item, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def is_secret_path(path: str) -> bool:
+    """Whether the last key of a dotted path names a secret (list indexes ignored)."""
+    leaf = re.sub(r"(\[\d+\])+$", "", path).rsplit(".", 1)[-1]
+    return bool(SECRET_KEY.search(leaf))
+
+
+def display(value: Any, path: str) -> str | None:
+    """A value as shown to reviewers: secrets masked, long values shortened, absent as None."""
+    if value is None:
+        return None
+    if value == SECRET_MASK or is_secret_path(path):
+        return SECRET_MASK
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    # Cut the middle: Azure ids differ at their start (resource group) and their end (resource name).
+    head = MAX_VALUE_CHARS // 3
+    return text[:head] + "…" + text[-(MAX_VALUE_CHARS - head - 1):]
+
+
+def property_changes(
+    resource_type: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[PropertyChange]:
+    """Every leaf input that differs; a secret that may have changed shows as [secret] -> [secret]."""
+    before, after = dict(flatten(old)), dict(flatten(new))
+    changes = []
+    for path in sorted(set(before) | set(after)):
+        if path == "":
+            continue
+        was, now = before.get(path), after.get(path)
+        if was == now:
+            continue
+        # A value secret on either side stays masked on both: a plaintext old value of a secret leaks it too.
+        secret = SECRET_MASK in (was, now)
+        shown_was, shown_now = (
+            SECRET_MASK if secret and v is not None else display(v, path) for v in (was, now)
+        )
+        changes.append(PropertyChange(path, shown_was, shown_now, replaces(resource_type, path)))
+    return changes
+
+
+def _option_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[PropertyChange]:
+    return [
+        PropertyChange(f"({option})", json.dumps(old.get(option)), json.dumps(new.get(option)))
+        for option in ("protect", "retainOnDelete")
+        if old.get(option) != new.get(option)
+    ]
+
+
+def diff_plans(
+    base: Mapping[str, Any], head: Mapping[str, Any], base_label: str = "base", head_label: str = "head"
+) -> PlanDiff:
+    """Compare two plan documents (`python -m stacks plan --json`) resource by resource."""
+    old_by_key = {resource_key(r["urn"]): r for r in base.get("resources", [])}
+    new_by_key = {resource_key(r["urn"]): r for r in head.get("resources", [])}
+    results: list[ResourceChange] = []
+    for key, resource in new_by_key.items():
+        if not resource.get("custom", True):
+            continue
+        previous = old_by_key.get(key)
+        if previous is None:
+            results.append(ResourceChange(key, resource["type"], resource["name"], "create"))
+            continue
+        changes = property_changes(
+            resource["type"], previous.get("inputs") or {}, resource.get("inputs") or {}
+        )
+        changes += _option_changes(previous, resource)
+        if changes:
+            replaced = any(change.replaces for change in changes)
+            results.append(
+                ResourceChange(
+                    key,
+                    resource["type"],
+                    resource["name"],
+                    "replace" if replaced else "update",
+                    tuple(changes),
+                    data_loss=replaced and loses_data(resource["type"]),
+                )
+            )
+    for key, resource in old_by_key.items():
+        if key not in new_by_key and resource.get("custom", True):
+            retained = bool(resource.get("retainOnDelete"))
+            results.append(
+                ResourceChange(
+                    key,
+                    resource["type"],
+                    resource["name"],
+                    "delete",
+                    data_loss=loses_data(resource["type"]) and not retained,
+                    retained=retained,
+                )
+            )
+    config = property_changes("config", base.get("config") or {}, head.get("config") or {})
+    # Sorted by type and name: registration order varies between runs, PR comments should not.
+    return PlanDiff(
+        base_label, head_label, tuple(sorted(results, key=lambda c: (c.type, c.name))), tuple(config)
+    )
+
+
+def load_plan(path: Path) -> dict[str, Any]:
+    """Read a plan JSON file written by `python -m stacks plan --json`."""
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DiffInputError(
+            f"plan file {path} does not exist; write it with "
+            "`python -m stacks plan --stack <stack> --json FILE`"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise DiffInputError(
+            f"plan file {path} is not JSON ({error}); regenerate it with " "`python -m stacks plan --json`"
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
+        raise DiffInputError(
+            f"plan file {path} has no `resources` list; is it a `python -m stacks plan --json` " "output?"
+        )
+    return document
+
+
+def _mark(change: ResourceChange) -> str:
+    if change.action == "delete" and change.retained:
+        return "delete from stack (retained in Azure)"
+    if change.data_loss:
+        return f"{change.action.upper()}, DATA LOSS"
+    return change.action.upper() if change.action == "replace" else change.action
+
+
+def render_text(diff: PlanDiff) -> str:
+    """Plain text for terminals and logs."""
+    lines = [f"plan diff {diff.base_label} -> {diff.head_label}: {_summary(diff)}"]
+    symbols = {"create": "+", "delete": "-", "update": "~", "replace": "+-"}
+    for change in diff.resources:
+        lines.append(f"{symbols[change.action]:>2} {change.type}  {change.name}  [{_mark(change)}]")
+        for prop in change.changes:
+            flag = "  (forces replacement)" if prop.replaces else ""
+            lines.append(f"      {prop.path}: {prop.old} -> {prop.new}{flag}")
+    for prop in diff.config:
+        lines.append(f" ~ config {prop.path}: {prop.old} -> {prop.new}")
+    return "\n".join(lines)
+
+
+def _summary(diff: PlanDiff) -> str:
+    if not diff.has_changes:
+        return "no changes"
+    counts = [
+        f"{len(diff.of('create'))} to add",
+        f"{len(diff.of('update'))} to change",
+        f"{len(diff.of('replace'))} to replace",
+        f"{len(diff.of('delete'))} to remove",
+    ]
+    lost = sum(change.data_loss for change in diff.resources)
+    return ", ".join(counts) + (f", {lost} losing data" if lost else "")
+
+
+def _code(value: str | None) -> str:
+    if value is None:
+        return "_(absent)_"
+    return "`" + value.replace("`", "'").replace("|", "\\|") + "`"
+
+
+def _collapsible(summary: str, body: list[str], count: int) -> list[str]:
+    if count <= COLLAPSE_OVER:
+        return body
+    return [f"<details><summary>{summary}</summary>", "", *body, "", "</details>"]
+
+
+def _property_table(changes: tuple[PropertyChange, ...]) -> list[str]:
+    rows = ["| property | old | new | |", "|---|---|---|---|"]
+    rows += [
+        f"| `{c.path}` | {_code(c.old)} | {_code(c.new)} | {'**forces replacement**' if c.replaces else ''} |"
+        for c in changes
+    ]
+    return rows
+
+
+def _resource_heading(change: ResourceChange) -> str:
+    flag = {"replace": " :warning: **replace**", "delete": ""}.get(change.action, "")
+    if change.data_loss:
+        flag = f" :rotating_light: **{change.action}: data loss**"
+    elif change.retained:
+        flag = " (retained in Azure)"
+    return f"- `{change.type}` **{change.name}**{flag}"
+
+
+def render_markdown(diff: PlanDiff) -> str:
+    """A PR comment: summary, data-loss warnings first, then collapsible sections per action."""
+    lines = [
+        f"#### Infrastructure diff `{diff.base_label}` → `{diff.head_label}`",
+        "",
+        f"**{_summary(diff)}**",
+    ]
+    lost = [change for change in diff.resources if change.data_loss]
+    replaced = [change for change in diff.of("replace") if not change.data_loss]
+    if lost or replaced:
+        lines += ["", "> [!CAUTION]"]
+        if lost:
+            lines += ["> These changes delete or replace resources that hold data:"]
+            lines += [f"> - `{c.type}` **{c.name}**: {_mark(c)}" for c in lost]
+        if replaced:
+            lines += [f"> {len(replaced)} other resource(s) will be replaced (marked below)."]
+    sections: list[tuple[str, list[Action]]] = [
+        ("Added", ["create"]),
+        ("Removed", ["delete"]),
+        ("Changed", ["replace", "update"]),
+    ]
+    for title, actions in sections:
+        changes = diff.of(*actions)
+        if not changes:
+            continue
+        body: list[str] = []
+        for change in changes:
+            body.append(_resource_heading(change))
+            if change.changes:
+                body += ["", *[f"  {row}" for row in _property_table(change.changes)], ""]
+        lines += [
+            "",
+            f"##### {title} ({len(changes)})",
+            "",
+            *_collapsible(f"{len(changes)} resources", body, len(changes)),
+        ]
+    if diff.config:
+        lines += [
+            "",
+            f"##### Config ({len(diff.config)})",
+            "",
+            *_collapsible(f"{len(diff.config)} keys", _property_table(diff.config), len(diff.config)),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plan_at_ref(ref: str, stack: str, repo: Path, out: Path) -> subprocess.Popen[bytes]:
+    """Start planning `stack` as committed at `ref` in a temporary git worktree; the caller waits."""
+    worktree = out.parent / "base-worktree"
+    added = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "--detach", "--force", str(worktree), ref],
+        capture_output=True,
+        text=True,
+    )
+    if added.returncode != 0:
+        raise DiffInputError(
+            f"cannot check out --base-ref {ref!r}: {added.stderr.strip()} "
+            "(fetch it first, e.g. `git fetch origin main` and pass origin/main)"
+        )
+    if not (worktree / "stacks" / "plan.py").exists():
+        out.write_text(json.dumps({"version": 1, "stack": stack, "config": {}, "resources": []}))
+        return subprocess.Popen(["true"])
+    return _plan_job(stack, worktree, out)
+
+
+def _plan_job(stack: str, cwd: Path, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "stacks", "plan", "--stack", stack, "--quiet", "--json", str(out)],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def diff_against_ref(stack: str, ref: str, repo: Path, head_plan: Path | None = None) -> PlanDiff:
+    """Plan `stack` at git `ref` and in the working tree (in parallel, unless `head_plan` is given); diff."""
+    with tempfile.TemporaryDirectory(prefix="stacks-diff-") as scratch:
+        base_out, head_out = Path(scratch) / "base.json", head_plan or Path(scratch) / "head.json"
+        try:
+            jobs = [(ref, plan_at_ref(ref, stack, repo, base_out))]
+            if head_plan is None:
+                jobs.append(("the working tree", _plan_job(stack, repo, head_out)))
+            for label, job in jobs:
+                _, errors = job.communicate()
+                if job.returncode != 0:
+                    raise DiffInputError(
+                        f"planning stack {stack!r} at {label} failed:\n" f"{(errors or b'').decode().strip()}"
+                    )
+            return diff_plans(
+                load_plan(base_out), load_plan(head_out), f"{stack}@{ref}", f"{stack}@working tree"
+            )
+        finally:
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(repo),
+                    "worktree",
+                    "remove",
+                    "--force",
+                    str(Path(scratch) / "base-worktree"),
+                ],
+                capture_output=True,
+            )
