@@ -1,0 +1,138 @@
+"""The Pulumi stack outputs the post-deploy hook needs, read from `pulumi stack output` or a JSON file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REQUIRED_KEYS: Mapping[str, str] = {
+    "subscriptionId": "subscription_id",
+    "resourceGroupName": "resource_group",
+    "workspaceName": "workspace_name",
+    "location": "location",
+    "computeClusterName": "compute_cluster_name",
+    "environment": "environment",
+}
+"""Stack output key -> field: what the Azure backend cannot work without."""
+
+OPTIONAL_KEYS: Mapping[str, str] = {
+    "containerRegistryName": "registry",
+    "keyVaultName": "key_vault_name",
+    "storageAccountName": "storage_account_name",
+    "applicationInsightsName": "application_insights_name",
+    "aksComputeName": "aks_compute_name",
+}
+"""Informational outputs: reported by the hook, never needed to reach the workspace."""
+
+ENVIRONMENTS = ("dev", "prod")
+PULUMI_TIMEOUT_S = 120.0
+
+
+class StackOutputsError(Exception):
+    """The stack outputs are missing, unreadable or incomplete; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """Where the platform lives: the workspace and its neighbours, as one stack exported them."""
+
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+    location: str
+    compute_cluster_name: str
+    environment: str
+    registry: str | None = None
+    key_vault_name: str | None = None
+    storage_account_name: str | None = None
+    application_insights_name: str | None = None
+    aks_compute_name: str | None = None
+
+
+def parse_stack_outputs(raw: Mapping[str, Any], source: str) -> StackOutputs:
+    """Validate the camelCase output mapping; one error lists every missing or malformed key."""
+    problems = [
+        f"missing required output {key!r}"
+        for key in REQUIRED_KEYS
+        if not isinstance(raw.get(key), str) or not raw[key].strip()
+    ]
+    environment = raw.get("environment")
+    if isinstance(environment, str) and environment and environment not in ENVIRONMENTS:
+        problems.append(f"output 'environment' is {environment!r}; allowed: {', '.join(ENVIRONMENTS)}")
+    problems += [
+        f"output {key!r} must be a string, got {type(raw[key]).__name__}"
+        for key in OPTIONAL_KEYS
+        if raw.get(key) is not None and not isinstance(raw[key], str)
+    ]
+    if problems:
+        raise StackOutputsError(
+            f"stack outputs from {source} are incomplete: "
+            + "; ".join(problems)
+            + ". The Pulumi program must export them (see __main__.py); or fix the --outputs file."
+        )
+    fields = {field: raw[key].strip() for key, field in REQUIRED_KEYS.items()}
+    fields |= {field: raw[key] or None for key, field in OPTIONAL_KEYS.items() if key in raw}
+    return StackOutputs(**fields)
+
+
+def pulumi_command(stack: str) -> Sequence[str]:
+    """The CLI call that prints a stack's outputs as JSON (secrets shown: the hook runs in the deployer)."""
+    return ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
+
+
+def _read_from_pulumi(stack: str, run: Callable[..., subprocess.CompletedProcess[str]]) -> str:
+    if shutil.which("pulumi") is None:
+        raise StackOutputsError(
+            "the Pulumi CLI is not on PATH, so stack outputs cannot be read for stack "
+            f"{stack!r}; install it, or pass --outputs FILE with the JSON of `pulumi stack output --json`"
+        )
+    try:
+        done = run(list(pulumi_command(stack)), capture_output=True, text=True, timeout=PULUMI_TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        raise StackOutputsError(
+            f"`pulumi stack output` for stack {stack!r} took over {PULUMI_TIMEOUT_S:.0f}s; "
+            "pass --outputs FILE instead"
+        ) from error
+    if done.returncode != 0:
+        # stderr of `pulumi stack output` names the stack/backend problem, never an output value.
+        raise StackOutputsError(
+            f"`pulumi stack output --stack {stack}` exited {done.returncode}: {done.stderr.strip()[:500]}"
+        )
+    return done.stdout
+
+
+def load_stack_outputs(
+    stack: str | None,
+    file: Path | None,
+    *,
+    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+) -> StackOutputs:
+    """Read outputs from `file` when given, else from `pulumi stack output` for `stack`."""
+    if file is not None:
+        source = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as error:
+            raise StackOutputsError(f"cannot read --outputs file {file}: {error.strerror}") from error
+    elif stack:
+        source = f"stack {stack!r}"
+        text = _read_from_pulumi(stack, run)
+    else:
+        raise StackOutputsError("no stack outputs: pass --stack dev|prod or --outputs FILE")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StackOutputsError(
+            f"stack outputs from {source} are not JSON (line {error.lineno}: {error.msg}); "
+            "expected the object printed by `pulumi stack output --json`"
+        ) from error
+    if not isinstance(raw, dict):
+        raise StackOutputsError(
+            f"stack outputs from {source} must be a JSON object, got {type(raw).__name__}"
+        )
+    return parse_stack_outputs(raw, source)
