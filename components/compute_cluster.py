@@ -58,6 +58,8 @@ class ComputeClusterArgs:
     """Training subnet of the nodes; None keeps them in the workspace's managed network."""
     ssh_enabled: bool = False
     """Leave the SSH port configurable (dev only; prod closes it)."""
+    after_deploy: pulumi.ResourceHook | None = None
+    """Hook run after the cluster is created or updated (the ML post-deploy hook); None for none."""
 
 
 class ComputeCluster(pulumi.ComponentResource):
@@ -100,8 +102,15 @@ class ComputeCluster(pulumi.ComponentResource):
                 ),
             ),
             tags=common.tags_with(),
-            opts=child_opts(self),
+            opts=child_opts(self, hooks=_hook_binding(args.after_deploy)),
         )
         self.compute_name = compute.name
         self.compute_id = compute.id
         self.register_outputs({"compute_name": self.compute_name, "compute_id": self.compute_id})
+
+
+def _hook_binding(hook: pulumi.ResourceHook | None) -> pulumi.ResourceHookBinding | None:
+    """Run `hook` after every create and update of the cluster (the engine skips hooks in preview)."""
+    if hook is None:
+        return None
+    return pulumi.ResourceHookBinding(after_create=[hook], after_update=[hook])

@@ -54,6 +54,8 @@ class RecordedResource:
     retain_on_delete: bool
     provider: str | None
     secret_paths: tuple[str, ...] = ()
+    hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Resource hooks bound per lifecycle event, e.g. {"after_create": ("mlops-post-deploy-dev",)}."""
 
 
 @dataclass
@@ -101,7 +103,9 @@ def fake_id(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
     collection = kind[0].lower() + kind[1:] + "s"
     if module == "resources" and kind == "ResourceGroup":
         return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}"
-    return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{namespace}/{collection}/{name}"
+    return (
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{namespace}/{collection}/{name}"
+    )
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -132,7 +136,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             }
         if args.token == "azuredevops:index/getProject:getProject":
             name = str(args.args.get("name", "project"))
-            return {"id": _guid("devops-project", name), "name": name, "projectId": _guid("devops-project", name)}
+            return {
+                "id": _guid("devops-project", name),
+                "name": name,
+                "projectId": _guid("devops-project", name),
+            }
         return {}
 
 
@@ -145,7 +153,10 @@ def _identity_output(identity: Mapping[str, Any], seed: str) -> dict[str, Any]:
     if isinstance(user_identities, list):
         # Inputs list the identity ids; the output maps each id to its principal and client ids.
         output["userAssignedIdentities"] = {
-            str(ident): {"principalId": _guid("principal", str(ident)), "clientId": _guid("client", str(ident))}
+            str(ident): {
+                "principalId": _guid("principal", str(ident)),
+                "clientId": _guid("client", str(ident)),
+            }
             for ident in user_identities
         }
     return output
@@ -176,21 +187,38 @@ def _physical_name(type_token: str, logical: str, inputs: Mapping[str, Any]) -> 
 def _computed_outputs(type_token: str, seed: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Outputs the program reads that only Azure (or Azure DevOps) would compute."""
     if type_token == "azure-native:managedidentity:UserAssignedIdentity":
-        return {"principalId": _guid("principal", seed), "clientId": _guid("client", seed), "tenantId": TENANT_ID}
+        return {
+            "principalId": _guid("principal", seed),
+            "clientId": _guid("client", seed),
+            "tenantId": TENANT_ID,
+        }
     if type_token == "azure-native:applicationinsights:Component":
         key = _guid("ikey", seed)
-        return {"instrumentationKey": key, "connectionString": f"InstrumentationKey={key};IngestionEndpoint=x"}
+        return {
+            "instrumentationKey": key,
+            "connectionString": f"InstrumentationKey={key};IngestionEndpoint=x",
+        }
     if type_token == "azure-native:containerregistry:Registry":
         return {"loginServer": f"{name}.azurecr.io"}
     if type_token == "azure-native:operationalinsights:Workspace":
         return {"customerId": _guid("customer", seed)}
     if type_token == "azure-native:containerservice:ManagedCluster":
         return {
-            "identity": {**dict(inputs.get("identity") or {}), "principalId": _guid("principal", seed),
-                         "tenantId": TENANT_ID},
-            "identityProfile": {"kubeletidentity": {"objectId": _guid("kubelet", seed),
-                                                    "clientId": _guid("kubelet-client", seed)}},
-            "oidcIssuerProfile": {"enabled": True, "issuerURL": f"https://oidc.example/{_guid('oidc', seed)}/"},
+            "identity": {
+                **dict(inputs.get("identity") or {}),
+                "principalId": _guid("principal", seed),
+                "tenantId": TENANT_ID,
+            },
+            "identityProfile": {
+                "kubeletidentity": {
+                    "objectId": _guid("kubelet", seed),
+                    "clientId": _guid("kubelet-client", seed),
+                }
+            },
+            "oidcIssuerProfile": {
+                "enabled": True,
+                "issuerURL": f"https://oidc.example/{_guid('oidc', seed)}/",
+            },
             "fqdn": f"{name}.hcp.example.azmk8s.io",
         }
     if type_token == "azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM":
@@ -242,7 +270,24 @@ def _record(request: Any, urn: str) -> RecordedResource:
         retain_on_delete=bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
         provider=request.provider or None,
         secret_paths=tuple(secret_paths),
+        hooks=_hooks(request),
     )
+
+
+_HOOK_EVENTS = (
+    "before_create",
+    "after_create",
+    "before_update",
+    "after_update",
+    "before_delete",
+    "after_delete",
+)
+
+
+def _hooks(request: Any) -> dict[str, tuple[str, ...]]:
+    if not request.HasField("hooks"):
+        return {}
+    return {event: tuple(names) for event in _HOOK_EVENTS if (names := getattr(request.hooks, event))}
 
 
 def _mask(value: Any, path: str, secret_paths: list[str]) -> Any:
@@ -251,7 +296,9 @@ def _mask(value: Any, path: str, secret_paths: list[str]) -> Any:
         secret_paths.append(path or ".")
         return SECRET_MASK
     if isinstance(value, dict):
-        return {key: _mask(item, f"{path}.{key}" if path else key, secret_paths) for key, item in value.items()}
+        return {
+            key: _mask(item, f"{path}.{key}" if path else key, secret_paths) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_mask(item, f"{path}[{index}]", secret_paths) for index, item in enumerate(value)]
     if value is rpc.UNKNOWN or isinstance(value, pulumi.output.Unknown):

@@ -123,6 +123,7 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
             subnet_id=compute_subnet(cfg.workspace_isolation_mode, network.subnet_ids["training"]),
             identity_id=workspace.compute_identity_id,
             ssh_enabled=settings.ssh_enabled,
+            after_deploy=_post_deploy_hook(cfg),
         ),
     )
     outputs: dict[str, pulumi.Input[Any]] = {
@@ -291,3 +292,12 @@ def _agent_vm(
         ),
     )
     return {"agentVmName": agent_vm.vm_name}
+
+
+def _post_deploy_hook(cfg: StackConfig) -> pulumi.ResourceHook | None:
+    """The ML post-deploy hook when the stack switches it on (config postDeployHook); off by default."""
+    if not cfg.post_deploy_hook:
+        return None
+    from stacks.post_deploy import post_deploy_hook
+
+    return post_deploy_hook(cfg.stack, cfg.environment, enabled=True)

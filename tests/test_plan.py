@@ -69,8 +69,13 @@ def test_tree_lists_every_resource(plan: dict) -> None:
 
 def test_cli_writes_json_and_exits_zero(tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    result = subprocess.run([sys.executable, "-m", "stacks", "plan", "--stack", "dev", "--json", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stacks", "plan", "--stack", "dev", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["stack"] == "dev"
     assert "azure-native:resources:ResourceGroup" in result.stdout
@@ -78,9 +83,26 @@ def test_cli_writes_json_and_exits_zero(tmp_path: Path) -> None:
 
 def test_cli_config_error_exits_2_naming_the_key(tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
-    result = subprocess.run([sys.executable, "-m", "stacks", "plan", "--stack", "prod", "--json", str(out),
-                             "--config", f"{P}:publicNetworkAccess=true", "--config", f"{P}:namespace=UPPER"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stacks",
+            "plan",
+            "--stack",
+            "prod",
+            "--json",
+            str(out),
+            "--config",
+            f"{P}:publicNetworkAccess=true",
+            "--config",
+            f"{P}:namespace=UPPER",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert f"{P}:publicNetworkAccess" in result.stderr and f"{P}:namespace" in result.stderr
     assert not out.exists()
@@ -99,3 +121,25 @@ def test_stack_files_only_use_known_keys() -> None:
         document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
         ours = {key for key in document["config"] if key.startswith(f"{P}:")}
         assert ours <= known, ours - known
+
+
+@pytest.mark.parametrize(("switch", "bound"), [(None, False), ("false", False), ("true", True)])
+def test_post_deploy_hook_is_bound_to_the_compute_only_when_switched_on(
+    switch: str | None, bound: bool
+) -> None:
+    from stacks.config import example_values, secret_keys_of
+    from stacks.mockrun import run_program
+    from stacks.program import program
+
+    values = example_values(postDeployHook=switch)
+    recording = run_program(program, stack="dev", config=values, secret_keys=secret_keys_of(values))
+    compute = recording.by_name("compute-cluster-compute")
+    hooked = [resource.name for resource in recording.resources if resource.hooks]
+    if bound:
+        assert compute.hooks == {
+            "after_create": ("mlops-post-deploy-dev",),
+            "after_update": ("mlops-post-deploy-dev",),
+        }
+        assert hooked == ["compute-cluster-compute"]
+    else:
+        assert hooked == []
