@@ -1,0 +1,255 @@
+"""`python -m mlops`: deploy the ML lifecycle locally or on Azure ML, and check the AML specs."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Sequence
+
+from mlops.backends.base import DataSpec, EnvironmentSpec
+from mlops.orchestrate import (
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    EXIT_USAGE,
+    DeployError,
+    DeployRequest,
+    DeploySummary,
+    Progress,
+    UsageError,
+    deploy,
+    exit_code,
+    parse_traffic_steps,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MLOPS = ROOT / "mlops"
+PIPELINE = MLOPS / "azureml" / "train" / "pipeline.yml"
+CONDA_FILE = MLOPS / "azureml" / "train" / "conda.yml"
+REQUEST_SAMPLE = MLOPS / "data" / "request-sample.json"
+BATCH_SAMPLE = MLOPS / "data" / "batch-sample.csv"
+
+# Names as the AML specs (mlops/azureml/train/pipeline.yml) refer to them.
+ENVIRONMENT_NAME = "taxi-train-env"
+ENVIRONMENT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+DATA_NAME = "taxi-data"
+COMPUTE_NAME = "cpu-cluster"
+EXPERIMENT = "taxi-fare-training"
+MODEL_NAME = "taxi-fare-model"
+ONLINE_ENDPOINT = "taxi-fare-online"
+BATCH_ENDPOINT = "taxi-fare-batch"
+
+DEFAULT_WORKDIR = Path(".work/local")
+DEFAULT_ROWS = 20_000
+DATA_SEED = 42
+EXIT_INTERRUPTED = 130
+LOCAL_ONLY = ("workdir", "rows", "serve")
+AZURE_ONLY = ("stack", "outputs", "dry_run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; `--help` on `deploy` lists the exit codes."""
+    parser = argparse.ArgumentParser(prog="python -m mlops", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check-specs", help="validate the AML YAML specs under mlops/azureml offline")
+    run = commands.add_parser(
+        "deploy",
+        help="train, gate, deploy blue/green with a smoke test, shift traffic, score the batch sample",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--target", choices=("local", "azure"), required=True, help="where the lifecycle runs")
+    run.add_argument("--data", type=Path, help="training CSV (default: generate a sample into the workdir)")
+    version = run.add_mutually_exclusive_group()
+    version.add_argument(
+        "--model-version", help="deploy this registered version; skips training and the gate"
+    )
+    version.add_argument("--skip-training", action="store_true", help="deploy the current champion")
+    run.add_argument(
+        "--traffic-steps",
+        type=_traffic_steps,
+        default=(100,),
+        metavar="P,...",
+        help="traffic percentages for the new deployment, in order (default 100; e.g. 10,50,100)",
+    )
+    run.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
+    local = run.add_argument_group("--target local")
+    local.add_argument(
+        "--workdir", type=Path, help=f"state, registry, models and logs (default {DEFAULT_WORKDIR})"
+    )
+    local.add_argument("--rows", type=int, help=f"rows of generated sample data (default {DEFAULT_ROWS:,})")
+    local.add_argument("--serve", action="store_true", help="keep the endpoint up until Ctrl-C")
+    azure = run.add_argument_group("--target azure")
+    azure.add_argument("--stack", help="Pulumi stack whose outputs locate the workspace (dev or prod)")
+    azure.add_argument("--outputs", type=Path, help="JSON file of stack outputs (instead of asking pulumi)")
+    azure.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
+    return parser
+
+
+def _traffic_steps(text: str) -> tuple[int, ...]:
+    try:
+        return parse_traffic_steps(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, dispatch, and map failures to the documented exit codes."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check-specs":
+            return check_specs()
+        _reject_foreign_flags(args)
+        return deploy_local(args) if args.target == "local" else deploy_azure(args)
+    except KeyboardInterrupt:
+        print("interrupted; local servers this run started were stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        code = exit_code(error)
+        if code == 1:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return code
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _reject_foreign_flags(args: argparse.Namespace) -> None:
+    foreign = AZURE_ONLY if args.target == "local" else LOCAL_ONLY
+    given = [f"--{name.replace('_', '-')}" for name in foreign if getattr(args, name) not in (None, False)]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: only for --target {'azure' if args.target == 'local' else 'local'}"
+        )
+    if args.rows is not None and (args.rows < 100 or args.data is not None):
+        raise UsageError(f"--rows {args.rows}: give at least 100 rows, and only without --data")
+
+
+def check_specs() -> int:
+    """Print every problem in the AML specs; exit 2 if there is any."""
+    from mlops.pipeline_spec import check_all_specs
+
+    problems = check_all_specs()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"check-specs: {len(problems)} problem(s)")
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+def build_request(args: argparse.Namespace, data: Path | None) -> DeployRequest:
+    """The deploy request for the repository's specs and samples."""
+    for required in (PIPELINE, CONDA_FILE, REQUEST_SAMPLE):
+        if not required.is_file():
+            raise UsageError(f"{required} is missing; it is part of the repository (restore it)")
+    return DeployRequest(
+        environment=EnvironmentSpec(ENVIRONMENT_NAME, ENVIRONMENT_IMAGE, CONDA_FILE),
+        data=DataSpec(DATA_NAME, data, "NYC taxi trips with fares") if data else None,
+        compute=COMPUTE_NAME,
+        pipeline=PIPELINE,
+        experiment=EXPERIMENT,
+        model_name=MODEL_NAME,
+        online_endpoint=ONLINE_ENDPOINT,
+        batch_endpoint=BATCH_ENDPOINT,
+        request_sample=REQUEST_SAMPLE,
+        batch_sample=BATCH_SAMPLE if BATCH_SAMPLE.is_file() else None,
+        seed=args.seed,
+        model_version=args.model_version,
+        skip_training=args.skip_training,
+        traffic_steps=args.traffic_steps,
+    )
+
+
+def deploy_local(args: argparse.Namespace) -> int:
+    """Run the lifecycle on this machine; with --serve keep the endpoint up until Ctrl-C."""
+    from mlops.backends.local import LocalBackend
+
+    workdir = (args.workdir or DEFAULT_WORKDIR).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    progress = Progress()
+    data = _training_data(args, workdir, progress)
+    backend = LocalBackend(workdir, log=progress.note, keep_endpoint_up=args.serve)
+    try:
+        summary = deploy(backend, build_request(args, data), progress)
+        _print_summary(summary)
+        if args.serve and summary.scoring_uri:
+            _serve_until_interrupted(summary.scoring_uri)
+    finally:
+        backend.close()
+    return EXIT_OK
+
+
+def _training_data(args: argparse.Namespace, workdir: Path, progress: Progress) -> Path | None:
+    if args.data is not None:
+        if not args.data.is_file():
+            raise UsageError(
+                f"--data {args.data}: no such file; give a taxi CSV (see mlops/src/taxi_schema.py)"
+            )
+        return args.data.resolve()
+    if args.model_version or args.skip_training:
+        return None
+    rows = args.rows or DEFAULT_ROWS
+    target = workdir / f"taxi-{rows}-seed{DATA_SEED}.csv"
+    if target.is_file():
+        progress.skip("generate", f"{target.name} exists")
+        return target
+    with progress.step("generate") as say:
+        # Written aside and renamed, so an interrupted run never leaves a truncated CSV to be reused.
+        partial = target.with_suffix(".partial")
+        generate = ["-m", "mlops.data", "generate", "--rows", str(rows), "--seed", str(DATA_SEED)]
+        done = subprocess.run(
+            [sys.executable, *generate, "--out", str(partial)], cwd=ROOT, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise DeployError(
+                f"generating sample data failed (exit {done.returncode}): {done.stderr[-2000:]}"
+            )
+        partial.replace(target)
+        say(f"{rows:,} rows -> {target}")
+    return target
+
+
+def deploy_azure(args: argparse.Namespace) -> int:
+    """Run the lifecycle on the Azure ML workspace that the Pulumi stack created."""
+    from mlops.backends.azure import AzureBackend
+
+    if args.data is None and not (args.model_version or args.skip_training):
+        raise UsageError(
+            "--target azure needs --data CSV for training (or --model-version N / --skip-training)"
+        )
+    progress = Progress()
+    data = args.data.resolve() if args.data else None
+    backend = AzureBackend.from_cli(
+        stack=args.stack, outputs=args.outputs, dry_run=args.dry_run, log=progress.note
+    )
+    try:
+        _print_summary(deploy(backend, build_request(args, data), progress))
+    finally:
+        backend.close()
+    return EXIT_OK
+
+
+def _print_summary(summary: DeploySummary) -> None:
+    print("\n".join(summary.lines()), flush=True)
+
+
+def _serve_until_interrupted(scoring_uri: str) -> None:
+    print(f"serving at {scoring_uri}; press Ctrl-C to stop", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopping the endpoint", file=sys.stderr)
+
+
+def run() -> None:
+    """Entry point for `python -m mlops`."""
+    # A deploy stopped by SIGTERM or Ctrl-C must still stop the servers it started: both become
+    # KeyboardInterrupt, even when a non-interactive parent (make, a script's `&`) ignored SIGINT.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())
