@@ -142,8 +142,12 @@ def check_specs() -> int:
     return EXIT_USAGE if problems else EXIT_OK
 
 
-def build_request(args: argparse.Namespace, data: Path | None) -> DeployRequest:
-    """The deploy request for the repository's specs and samples."""
+def build_request(
+    args: argparse.Namespace,
+    data: Path | None,
+    endpoints: tuple[str, str] = (ONLINE_ENDPOINT, BATCH_ENDPOINT),
+) -> DeployRequest:
+    """The deploy request for the repository's specs and samples; `endpoints` = (online, batch) names."""
     for required in (PIPELINE, CONDA_FILE, REQUEST_SAMPLE):
         if not required.is_file():
             raise UsageError(f"{required} is missing; it is part of the repository (restore it)")
@@ -154,8 +158,8 @@ def build_request(args: argparse.Namespace, data: Path | None) -> DeployRequest:
         pipeline=PIPELINE,
         experiment=EXPERIMENT,
         model_name=MODEL_NAME,
-        online_endpoint=ONLINE_ENDPOINT,
-        batch_endpoint=BATCH_ENDPOINT,
+        online_endpoint=endpoints[0],
+        batch_endpoint=endpoints[1],
         request_sample=REQUEST_SAMPLE,
         batch_sample=BATCH_SAMPLE if BATCH_SAMPLE.is_file() else None,
         seed=args.seed,
@@ -228,7 +232,8 @@ def deploy_azure(args: argparse.Namespace) -> int:
         stack=args.stack, outputs=args.outputs, dry_run=args.dry_run, log=progress.note
     )
     try:
-        _print_summary(deploy(backend, build_request(args, data), progress))
+        request = build_request(args, data, backend.outputs.endpoint_names())
+        _print_summary(deploy(backend, request, progress))
     finally:
         backend.close()
     return EXIT_OK

@@ -26,6 +26,8 @@ OPTIONAL_KEYS: Mapping[str, str] = {
     "storageAccountName": "storage_account_name",
     "applicationInsightsName": "application_insights_name",
     "aksComputeName": "aks_compute_name",
+    "onlineEndpointName": "online_endpoint_name",
+    "batchEndpointName": "batch_endpoint_name",
 }
 """Informational outputs: reported by the hook, never needed to reach the workspace."""
 
@@ -52,6 +54,17 @@ class StackOutputs:
     storage_account_name: str | None = None
     application_insights_name: str | None = None
     aks_compute_name: str | None = None
+    online_endpoint_name: str | None = None
+    batch_endpoint_name: str | None = None
+
+    def endpoint_names(self) -> tuple[str, str]:
+        """Online and batch endpoint names: exported by the stack, else derived like the stack derives them.
+
+        Endpoint names are DNS labels unique per region, so dev and prod must never share one; the
+        derivation `mlw-<suffix>` -> `ep-<suffix>` / `bep-<suffix>` mirrors stacks/naming.py.
+        """
+        suffix = self.workspace_name.removeprefix("mlw-")
+        return (self.online_endpoint_name or f"ep-{suffix}", self.batch_endpoint_name or f"bep-{suffix}")
 
 
 def parse_stack_outputs(raw: Mapping[str, Any], source: str) -> StackOutputs:

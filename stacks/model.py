@@ -55,6 +55,8 @@ class ResourceNames:
     service_connection: str
     service_connection_identity: str
     variable_group: str
+    online_endpoint: str
+    batch_endpoint: str
 
 
 @dataclass(frozen=True)

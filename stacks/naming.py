@@ -29,7 +29,10 @@ RULES: dict[str, NameRule] = {
     "storage_account": NameRule("storage account", r"^[a-z0-9]+$", 3, 24, "lowercase letters and digits"),
     "container_registry": NameRule("container registry", r"^[a-zA-Z0-9]+$", 5, 50, "letters and digits"),
     "key_vault": NameRule(
-        "Key Vault", r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]*[a-zA-Z0-9]$", 3, 24,
+        "Key Vault",
+        r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]*[a-zA-Z0-9]$",
+        3,
+        24,
         "letters, digits and single hyphens, starting with a letter",
     ),
     "log_analytics": NameRule("Log Analytics workspace", _ALNUM_HYPHEN, 4, 63, "letters, digits, hyphens"),
@@ -40,14 +43,20 @@ RULES: dict[str, NameRule] = {
     "vnet": NameRule("virtual network", r"^[a-zA-Z0-9][\w.-]*\w$", 2, 64, "letters, digits, _.-"),
     "aks_cluster": NameRule("AKS cluster", r"^[a-zA-Z0-9][\w-]*[a-zA-Z0-9]$", 1, 63, "letters, digits, _ -"),
     "aks_compute": NameRule("AML compute", r"^[a-zA-Z][a-zA-Z0-9-]*$", 2, 16, "letters, digits, hyphens"),
-    "agent_vm": NameRule("Linux VM", r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$", 1, 64, "letters, digits, hyphens"),
+    "agent_vm": NameRule(
+        "Linux VM", r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$", 1, 64, "letters, digits, hyphens"
+    ),
     "agent_identity": NameRule("managed identity", r"^[a-zA-Z0-9][\w-]*$", 3, 128, "letters, digits, _ -"),
-    "devops_pool": NameRule("Azure DevOps agent pool", r"^[^\\/:*?\"<>|]+$", 1, 64, "no \\/:*?\"<>|"),
-    "service_connection": NameRule("service connection", r"^[^\\/:*?\"<>|]+$", 1, 64, "no \\/:*?\"<>|"),
+    "devops_pool": NameRule("Azure DevOps agent pool", r"^[^\\/:*?\"<>|]+$", 1, 64, 'no \\/:*?"<>|'),
+    "service_connection": NameRule("service connection", r"^[^\\/:*?\"<>|]+$", 1, 64, 'no \\/:*?"<>|'),
     "service_connection_identity": NameRule(
         "managed identity", r"^[a-zA-Z0-9][\w-]*$", 3, 128, "letters, digits, _ -"
     ),
-    "variable_group": NameRule("variable group", r"^[^\\/:*?\"<>|]+$", 1, 64, "no \\/:*?\"<>|"),
+    "variable_group": NameRule("variable group", r"^[^\\/:*?\"<>|]+$", 1, 64, 'no \\/:*?"<>|'),
+    "online_endpoint": NameRule(
+        "AML endpoint", r"^[a-zA-Z][a-zA-Z0-9-]*$", 3, 32, "letters, digits, hyphens"
+    ),
+    "batch_endpoint": NameRule("AML endpoint", r"^[a-zA-Z][a-zA-Z0-9-]*$", 3, 32, "letters, digits, hyphens"),
 }
 
 
@@ -74,6 +83,9 @@ def derive_names(namespace: str, postfix: str, environment: str) -> ResourceName
         service_connection=f"sc-azure-{suffix}",
         service_connection_identity=f"id-sc-{suffix}",
         variable_group=f"vg-{suffix}",
+        # Endpoint names become DNS labels unique per Azure region, so they carry the full suffix.
+        online_endpoint=f"ep-{suffix}",
+        batch_endpoint=f"bep-{suffix}",
     )
 
 

@@ -143,6 +143,9 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
         "applicationInsightsConnectionString": monitoring.app_insights_connection_string,
         "logAnalyticsWorkspaceId": monitoring.log_analytics_workspace_id,
         "vnetName": network.vnet_name,
+        # Created by the post-deploy hook, not by Pulumi; named here so every consumer agrees.
+        "onlineEndpointName": names.online_endpoint,
+        "batchEndpointName": names.batch_endpoint,
     }
     if cfg.aks is not None:
         outputs.update(_inference(cfg, common, client, workspace, network, diagnostics))

@@ -293,3 +293,26 @@ def test_hook_runs_only_when_switched_on_and_not_in_preview(
         )
     )
     assert calls == ([("dev", "dev", compute_id, {"location": "westeurope"})] if runs else [])
+
+
+@pytest.mark.parametrize(
+    ("namespace", "postfix", "environment"),
+    [("taxi", "001", "dev"), ("taxi", "001", "prod"), ("abc", "7", "dev")],
+)
+def test_derived_endpoint_names_match_what_the_stack_exports(
+    namespace: str, postfix: str, environment: str
+) -> None:
+    from stacks.naming import derive_names
+
+    names = derive_names(namespace, postfix, environment)
+    outputs = StackOutputs(
+        "sub", names.resource_group, names.workspace, "westeurope", "cpu-cluster", environment
+    )
+    assert outputs.endpoint_names() == (names.online_endpoint, names.batch_endpoint)
+
+
+def test_exported_endpoint_names_win() -> None:
+    outputs = StackOutputs(
+        "s", "rg", "mlw-x-1dev", "westeurope", "cpu", "dev", online_endpoint_name="ep-custom"
+    )
+    assert outputs.endpoint_names() == ("ep-custom", "bep-x-1dev")

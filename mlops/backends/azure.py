@@ -655,6 +655,10 @@ class AzureBackend:
         endpoint = self._exists(f"online endpoint {name}", lambda: self._client.online_endpoints.get(name))
         return None if endpoint is None else self._endpoint_state(endpoint)
 
+    def _planned_uri(self, name: str) -> str:
+        """The scoring URI Azure gives a new online endpoint (what a dry run reports)."""
+        return f"https://{name}.{self.outputs.location}.inference.ml.azure.com/score"
+
     def ensure_online_endpoint(self, name: str) -> EndpointState:
         from azure.ai.ml import load_online_endpoint
 
@@ -665,8 +669,7 @@ class AzureBackend:
             return state
         if self.dry_run:
             self._plan("endpoint", f"online {name}", "would create (key auth)")
-            uri = f"https://{name}.{self.outputs.location}.inference.ml.azure.com/score"
-            return EndpointState(name=name, scoring_uri=uri, traffic={}, deployments=())
+            return EndpointState(name=name, scoring_uri=self._planned_uri(name), traffic={}, deployments=())
         endpoint = load_online_endpoint(self._specs / "deploy/online/online-endpoint.yml")
         endpoint.name = name
         endpoint.auth_mode = "key"
@@ -773,13 +776,16 @@ class AzureBackend:
         return requests.post(url, **kwargs)
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> EndpointState:
+        if self.dry_run:
+            # A first deploy plans an endpoint that does not exist yet: plan against what would be there.
+            self._plan("traffic", f"online {endpoint}", f"would set {dict(traffic)}")
+            state = self.get_online_endpoint(endpoint) or EndpointState(
+                endpoint, self._planned_uri(endpoint), {}, ()
+            )
+            return EndpointState(state.name, state.scoring_uri, dict(traffic), state.deployments)
         current = self._call(
             f"online endpoint {endpoint}", lambda: self._client.online_endpoints.get(endpoint)
         )
-        if self.dry_run:
-            self._plan("traffic", f"online {endpoint}", f"would set {dict(traffic)}")
-            state = self._endpoint_state(current)
-            return EndpointState(state.name, state.scoring_uri, dict(traffic), state.deployments)
         current.traffic = dict(traffic)
         self._finish(
             f"traffic of {endpoint}",
