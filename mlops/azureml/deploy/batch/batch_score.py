@@ -1,0 +1,96 @@
+"""Batch scoring entry for Azure ML batch endpoints: one taxi fare prediction per row of each CSV file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MODEL_SEARCH_DEPTH = 4
+OUTPUT_COLUMNS = ["file", "row", "prediction"]
+
+_model: Any = None
+_features: tuple[str, ...] = ()
+
+
+class BatchInputError(ValueError):
+    """An input file the caller must fix; the message names the file and the problem."""
+
+
+def find_model_dir(root: Path, max_depth: int = MODEL_SEARCH_DEPTH) -> Path:
+    """The shallowest directory holding an `MLmodel` file under root (AML nests it under the version)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"model folder {root} does not exist; point AZUREML_MODEL_DIR at the model")
+    level = [root]
+    for _ in range(max_depth + 1):
+        for directory in sorted(level):
+            if (directory / "MLmodel").is_file():
+                return directory
+        level = [child for directory in level for child in directory.iterdir() if child.is_dir()]
+    raise FileNotFoundError(
+        f"no MLflow model (a directory holding 'MLmodel') within {max_depth} levels under {root}"
+    )
+
+
+def signature_features(model_dir: Path) -> tuple[str, ...]:
+    """The input column names, in order, from the MLflow model signature."""
+    from mlflow.models import Model
+
+    signature = Model.load(str(model_dir / "MLmodel")).signature
+    if signature is None or not signature.inputs.has_input_names():
+        raise ValueError(f"{model_dir / 'MLmodel'} has no named-column input signature")
+    return tuple(signature.inputs.input_names())
+
+
+def read_features(path: Path, features: Sequence[str]) -> np.ndarray:
+    """The file's features as a finite float matrix in model order; extra columns (e.g. cost) are ignored."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as problem:
+        raise BatchInputError(f"{path}: not a readable CSV file ({problem})") from None
+    missing = [feature for feature in features if feature not in frame.columns]
+    if missing:
+        raise BatchInputError(
+            f"{path}: missing columns {missing}; the header must name all of {list(features)}"
+        )
+    if frame.empty:
+        raise BatchInputError(f"{path}: has a header but no rows")
+    selected = frame[list(features)]
+    numeric = selected.apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
+    if bad.to_numpy().any():
+        row, column = (int(axis[0]) for axis in np.nonzero(bad.to_numpy()))
+        value = selected.iat[row, column]
+        raise BatchInputError(
+            f"{path}: row {row} (after the header), column {features[column]!r}: {value!r} is not a "
+            "finite number"
+        )
+    return numeric.to_numpy(dtype=np.float64)
+
+
+def init() -> None:
+    """Load the model once per worker process and fix the feature order from its signature."""
+    global _model, _features
+    import mlflow.sklearn
+
+    model_dir = find_model_dir(Path(os.environ.get("AZUREML_MODEL_DIR", ".")))
+    _features = signature_features(model_dir)
+    _model = mlflow.sklearn.load_model(str(model_dir))
+
+
+def run(mini_batch: list[str]) -> pd.DataFrame:
+    """Score every row of every file: one output row per input row (file name, row index, prediction)."""
+    frames = []
+    for name in mini_batch:
+        path = Path(name)
+        matrix = read_features(path, _features)
+        predictions = np.ravel(_model.predict(pd.DataFrame(matrix, columns=list(_features))))
+        rows = np.arange(len(matrix))
+        frames.append(pd.DataFrame({"file": path.name, "row": rows, "prediction": predictions}))
+    if not frames:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
