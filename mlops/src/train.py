@@ -1,0 +1,136 @@
+"""Pipeline step: fit the fare model on the train split, early-stopped on val; save it as an MLflow model.
+
+Model: one sklearn Pipeline of a FunctionTransformer (taxi_features.engineer_features) and a
+HistGradientBoostingRegressor, so scoring needs only the 20 raw columns, by name in any order.
+- Why these features: a taxi fare is a formula of distance, time spent slower than 12 mph, surcharges
+  by hour and weekday, and the JFK flat fare. The raw columns hide the trip time (split over ten date
+  parts) and the places; computing trip minutes, mean speed, straight-line miles, night/peak flags and
+  airport/Manhattan flags hands the trees those quantities directly instead of making them
+  approximate differences of date parts with hundreds of splits.
+- Why gradient boosting over the reference's 500-tree random forest: the fare is additive (base +
+  distance + time + surcharges), which boosting's sum of shallow trees fits well, while a depth-10
+  forest on sqrt(20) random columns per split averages coarse piecewise-constant fits. Histogram
+  binning keeps training fast on two cores.
+- Honest validation: the val split is used only for early stopping (X_val/y_val, so boosting stops
+  when val loss stops improving); the test split is read only by evaluate.py.
+- Reproducible: no subsampling, and random_state is the step's seed, so the same data and seed
+  give the same model (the deploy gate relies on this to register nothing on a re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import sklearn
+from mlflow.models import infer_signature
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+# Siblings in mlops/src: Azure ML uploads this folder as the step's code.
+import taxi_features
+from gate import Metrics
+from taxi_schema import FEATURES, TARGET, TaxiDataError, load_taxi_csv
+from tracking import step_run
+
+SCORING_PACKAGES = {
+    "mlflow": mlflow,
+    "scikit-learn": sklearn,
+    "pandas": pd,
+    "numpy": np,
+    "cloudpickle": cloudpickle,
+}
+"""What loading and running the saved model needs (pip name: module, pinned to the versions trained with)."""
+
+HYPERPARAMETERS: dict[str, Any] = {
+    "learning_rate": 0.1,
+    "max_iter": 2000,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+    "early_stopping": True,
+    "n_iter_no_change": 30,
+    "scoring": "loss",
+}
+
+
+def fit_model(train: pd.DataFrame, val: pd.DataFrame, seed: int) -> Pipeline:
+    """Fit features + boosting on `train`, stopping early on `val`; both hold `cost` + FEATURES."""
+    features = FunctionTransformer(taxi_features.engineer_features)
+    train_features = features.fit_transform(train[list(FEATURES)])
+    val_features = features.transform(val[list(FEATURES)])
+    regressor = HistGradientBoostingRegressor(**HYPERPARAMETERS, random_state=seed)
+    regressor.fit(train_features, train[TARGET], X_val=val_features, y_val=val[TARGET])
+    # The steps are fitted one by one so that val reaches the regressor as engineered features;
+    # Pipeline.fit would pass X_val through untransformed.
+    return Pipeline([("features", features), ("regressor", regressor)])
+
+
+def save_model(model: Pipeline, train: pd.DataFrame, output: Path) -> None:
+    """Save as an MLflow sklearn model that loads without this folder on sys.path."""
+    # The feature function lives in a sibling module; by reference, loading it would need
+    # `import taxi_features` in the scoring server. By value, the model is self-contained.
+    cloudpickle.register_pickle_by_value(taxi_features)
+    example = train[list(FEATURES)].head(2)
+    mlflow.sklearn.save_model(
+        model,
+        path=str(output),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        signature=infer_signature(train[list(FEATURES)], model.predict(example)),
+        input_example=example,
+        # Named, not inferred: inference loads the model in a subprocess (slow) and picks up
+        # whatever else happens to be imported.
+        pip_requirements=[f"{name}=={module.__version__}" for name, module in SCORING_PACKAGES.items()],
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The step's CLI, as the Azure ML pipeline spec calls it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train_data", type=Path, required=True, help="folder holding train.csv")
+    parser.add_argument("--val_data", type=Path, required=True, help="folder holding val.csv")
+    parser.add_argument("--model_output", type=Path, required=True, help="folder for the MLflow model")
+    parser.add_argument("--seed", type=int, default=42)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Train, log params and val metrics, and write the model folder."""
+    args = parse_args(argv)
+    train, train_notes = load_taxi_csv(args.train_data)
+    val, val_notes = load_taxi_csv(args.val_data)
+    print("\n".join(train_notes + val_notes))
+    with step_run("train"):
+        model = fit_model(train, val, args.seed)
+        val_metrics = Metrics.of(val[TARGET].to_numpy(), model.predict(val[list(FEATURES)]))
+        mlflow.log_params(
+            {
+                **HYPERPARAMETERS,
+                "model": "HistGradientBoostingRegressor",
+                "seed": args.seed,
+                "train_rows": len(train),
+                "val_rows": len(val),
+            }
+        )
+        mlflow.log_metrics(
+            {f"val_{name}": value for name, value in val_metrics.as_dict().items()}
+            | {"boosting_iterations": model.named_steps["regressor"].n_iter_}
+        )
+        save_model(model, train, args.model_output)
+    print(f"val {val_metrics}; model saved to {args.model_output}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except TaxiDataError as error:
+        sys.exit(f"train.py: {error}")
