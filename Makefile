@@ -28,8 +28,7 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 plan: $(STAMP)
-	$(PY) -m stacks plan --stack dev --json $(WORKDIR)/plan-dev.json
-	$(PY) -m stacks plan --stack prod --json $(WORKDIR)/plan-prod.json
+	$(PY) -m stacks plan --stack dev --stack prod --json '$(WORKDIR)/plan-{stack}.json'
 
 demo: plan
 	$(PY) -m mlops deploy --target local --workdir $(WORKDIR)/local

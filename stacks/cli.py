@@ -18,19 +18,25 @@ def _plan(args: argparse.Namespace) -> int:
     from stacks.config import ConfigError
     from stacks.plan import PlanInputError, render_tree, run_plan, stack_input, write_plan
 
-    try:
-        plan = run_plan(stack_input(args.stack, args.config))
-    except (PlanInputError, ConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    stacks = list(dict.fromkeys(args.stack))
+    if len(stacks) > 1 and args.json and "{stack}" not in args.json:
+        print(
+            "error: with several --stack, --json needs a {stack} placeholder, e.g. .work/plan-{stack}.json",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
-    except pulumi.RunError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    if not args.quiet:
-        print(render_tree(plan))
-    if args.json:
-        write_plan(plan, Path(args.json))
-        print(f"plan written to {args.json}", file=sys.stderr)
+    for stack in stacks:  # one process for several stacks: the provider SDK imports are paid once
+        try:
+            plan = run_plan(stack_input(stack, args.config))
+        except (PlanInputError, ConfigError, pulumi.RunError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        if not args.quiet:
+            print(render_tree(plan))
+        if args.json:
+            target = args.json.replace("{stack}", stack)
+            write_plan(plan, Path(target))
+            print(f"plan written to {target}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -110,31 +116,48 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _add_review_commands(commands: argparse._SubParsersAction) -> None:
-    diff = commands.add_parser("diff", help="typed diff of two plans, or of a stack at a git ref vs the "
-                               "working tree; exit 0 = no changes, 1 = changes, 2 = error")
+    diff = commands.add_parser(
+        "diff",
+        help="typed diff of two plans, or of a stack at a git ref vs the "
+        "working tree; exit 0 = no changes, 1 = changes, 2 = error",
+    )
     diff.add_argument("base", nargs="?", help="base plan JSON (from `plan --json`)")
     diff.add_argument("head", nargs="?", help="head plan JSON")
     diff.add_argument("--stack", help="with --base-ref: the stack to plan at both revisions")
     diff.add_argument("--base-ref", help="git ref to compare the working tree with (e.g. origin/main)")
-    diff.add_argument("--head-plan", metavar="FILE", help="with --base-ref: the working tree's plan JSON, "
-                      "already written by `plan --json` (saves planning it again)")
+    diff.add_argument(
+        "--head-plan",
+        metavar="FILE",
+        help="with --base-ref: the working tree's plan JSON, "
+        "already written by `plan --json` (saves planning it again)",
+    )
     diff.add_argument("--markdown", metavar="FILE", help="also write the diff as a PR-comment markdown file")
     diff.set_defaults(handler=_diff)
-    check = commands.add_parser("check", help="apply the policy pack's rules to a plan; exit 1 on a "
-                                "mandatory violation")
+    check = commands.add_parser(
+        "check", help="apply the policy pack's rules to a plan; exit 1 on a " "mandatory violation"
+    )
     source = check.add_mutually_exclusive_group(required=True)
     source.add_argument("--stack", help="plan this stack offline, then check it")
     source.add_argument("--plan", metavar="FILE", help="check an existing plan JSON")
-    check.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                       help="config override for --stack, as for `plan`")
+    check.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for --stack, as for `plan`",
+    )
     check.add_argument("--markdown", metavar="FILE", help="also write the verdict as PR-comment markdown")
     check.set_defaults(handler=_check)
     graph = commands.add_parser("graph", help="Mermaid diagram of the components and their dependencies")
     graph_source = graph.add_mutually_exclusive_group(required=True)
     graph_source.add_argument("--stack", help="plan this stack offline, then draw it")
     graph_source.add_argument("--plan", metavar="FILE", help="draw an existing plan JSON")
-    graph.add_argument("--readme", metavar="FILE", help="rewrite the block between <!-- graph:start --> and "
-                       "<!-- graph:end --> in FILE instead of printing")
+    graph.add_argument(
+        "--readme",
+        metavar="FILE",
+        help="rewrite the block between <!-- graph:start --> and "
+        "<!-- graph:end --> in FILE instead of printing",
+    )
     graph.set_defaults(handler=_graph)
 
 
@@ -155,11 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="print the resource tree of a stack and write its plan JSON")
-    plan.add_argument("--stack", required=True, help="stack name; config comes from Pulumi.<stack>.yaml")
-    plan.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a config value, key spelled as `pulumi config set` does "
-                      "(e.g. aml-platform:namespace=ml); repeatable")
-    plan.add_argument("--json", metavar="FILE", help="write the plan (inputs, dependencies, outputs) as JSON")
+    plan.add_argument(
+        "--stack",
+        required=True,
+        action="append",
+        help="stack name; config comes from Pulumi.<stack>.yaml; repeatable",
+    )
+    plan.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, key spelled as `pulumi config set` does "
+        "(e.g. aml-platform:namespace=ml); repeatable",
+    )
+    plan.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write the plan (inputs, dependencies, outputs) as JSON; "
+        "with several stacks, a path containing {stack}",
+    )
     plan.add_argument("--quiet", action="store_true", help="do not print the resource tree")
     plan.set_defaults(handler=_plan)
     _add_review_commands(commands)

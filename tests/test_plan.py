@@ -143,3 +143,52 @@ def test_post_deploy_hook_is_bound_to_the_compute_only_when_switched_on(
         assert hooked == ["compute-cluster-compute"]
     else:
         assert hooked == []
+
+
+def test_cli_plans_several_stacks_in_one_process(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "plan-{stack}.json")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stacks",
+            "plan",
+            "--stack",
+            "dev",
+            "--stack",
+            "prod",
+            "--quiet",
+            "--json",
+            pattern,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    plans = {stack: json.loads((tmp_path / f"plan-{stack}.json").read_text()) for stack in ("dev", "prod")}
+    assert {plan["stack"] for plan in plans.values()} == {"dev", "prod"}
+    assert len(plans["prod"]["resources"]) > len(plans["dev"]["resources"])  # private endpoints, DNS zones
+
+
+def test_cli_several_stacks_need_a_stack_placeholder(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stacks",
+            "plan",
+            "--stack",
+            "dev",
+            "--stack",
+            "prod",
+            "--json",
+            str(tmp_path / "plan.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "{stack}" in result.stderr
