@@ -318,7 +318,7 @@ class DeploySummary:
             f"gate: deploy_flag={flag}; {self.reason}",
             f"deployment: {self.deployment or 'none'} on {self.endpoint or 'no endpoint'}"
             f" ({'changed' if self.changed else 'unchanged'}); traffic: {traffic}",
-            f"scoring URI: {self.scoring_uri or 'none'}",
+            f"scoring URI: {self.scoring_uri or 'none running (locally, --serve starts the serving deployment)'}",
         ]
         if self.deleted:
             lines.append(f"deleted deployments: {', '.join(self.deleted)}")
