@@ -69,20 +69,32 @@ def _review_errors() -> tuple[type[Exception], ...]:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from stacks.diff import diff_against_ref, diff_plans, load_plan, render_markdown, render_text
+    from stacks.diff import diff_plans, diff_stacks_against_ref, load_plan, render_markdown, render_text
 
+    stacks = list(dict.fromkeys(args.stack or []))
+    patterns = [args.markdown, args.head_plan, args.save_head] if len(stacks) > 1 else []
+    if any(pattern and "{stack}" not in pattern for pattern in patterns):
+        print(
+            "error: with several --stack, --markdown, --head-plan and --save-head need a {stack} placeholder",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     try:
         if args.base_ref:
-            head_plan = Path(args.head_plan) if args.head_plan else None
-            diff = diff_against_ref(args.stack, args.base_ref, Path.cwd(), head_plan)
+            diffs = diff_stacks_against_ref(stacks, args.base_ref, Path.cwd(), args.head_plan, args.save_head)
         else:
-            diff = diff_plans(load_plan(Path(args.base)), load_plan(Path(args.head)), args.base, args.head)
+            diffs = {
+                "": diff_plans(load_plan(Path(args.base)), load_plan(Path(args.head)), args.base, args.head)
+            }
     except _review_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    print(render_text(diff))
-    _write_markdown(args.markdown, render_markdown(diff))
-    return EXIT_FINDINGS if diff.has_changes else EXIT_OK
+    for stack, diff in diffs.items():
+        print(render_text(diff))
+        _write_markdown(
+            args.markdown.replace("{stack}", stack) if args.markdown else None, render_markdown(diff)
+        )
+    return EXIT_FINDINGS if any(diff.has_changes for diff in diffs.values()) else EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -123,13 +135,22 @@ def _add_review_commands(commands: argparse._SubParsersAction) -> None:
     )
     diff.add_argument("base", nargs="?", help="base plan JSON (from `plan --json`)")
     diff.add_argument("head", nargs="?", help="head plan JSON")
-    diff.add_argument("--stack", help="with --base-ref: the stack to plan at both revisions")
+    diff.add_argument(
+        "--stack",
+        action="append",
+        help="with --base-ref: a stack to plan at both revisions; repeatable (one process per side)",
+    )
     diff.add_argument("--base-ref", help="git ref to compare the working tree with (e.g. origin/main)")
     diff.add_argument(
         "--head-plan",
         metavar="FILE",
         help="with --base-ref: the working tree's plan JSON, "
         "already written by `plan --json` (saves planning it again)",
+    )
+    diff.add_argument(
+        "--save-head",
+        metavar="FILE",
+        help="with --base-ref: keep the working tree's plans there (a {stack} pattern), e.g. for check",
     )
     diff.add_argument("--markdown", metavar="FILE", help="also write the diff as a PR-comment markdown file")
     diff.set_defaults(handler=_diff)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from stacks.replacement import loses_data, replaces
 
@@ -104,7 +104,7 @@ def display(value: Any, path: str) -> str | None:
         return text
     # Cut the middle: Azure ids differ at their start (resource group) and their end (resource name).
     head = MAX_VALUE_CHARS // 3
-    return text[:head] + "…" + text[-(MAX_VALUE_CHARS - head - 1):]
+    return text[:head] + "…" + text[-(MAX_VALUE_CHARS - head - 1) :]
 
 
 def property_changes(
@@ -317,8 +317,15 @@ def render_markdown(diff: PlanDiff) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plan_at_ref(ref: str, stack: str, repo: Path, out: Path) -> subprocess.Popen[bytes]:
-    """Start planning `stack` as committed at `ref` in a temporary git worktree; the caller waits."""
+def _stack_args(stacks: Sequence[str]) -> list[str]:
+    return [arg for stack in stacks for arg in ("--stack", stack)]
+
+
+def plan_at_ref(ref: str, stacks: Sequence[str], repo: Path, out: Path) -> subprocess.Popen[bytes]:
+    """Start planning `stacks` as committed at `ref` in a temporary git worktree, one process for all.
+
+    `out` is a path pattern containing `{stack}`; the caller waits on the returned process.
+    """
     worktree = out.parent / "base-worktree"
     added = subprocess.run(
         ["git", "-C", str(repo), "worktree", "add", "--detach", "--force", str(worktree), ref],
@@ -331,37 +338,71 @@ def plan_at_ref(ref: str, stack: str, repo: Path, out: Path) -> subprocess.Popen
             "(fetch it first, e.g. `git fetch origin main` and pass origin/main)"
         )
     if not (worktree / "stacks" / "plan.py").exists():
-        out.write_text(json.dumps({"version": 1, "stack": stack, "config": {}, "resources": []}))
+        for stack in stacks:
+            Path(str(out).replace("{stack}", stack)).write_text(
+                json.dumps({"version": 1, "stack": stack, "config": {}, "resources": []})
+            )
         return subprocess.Popen(["true"])
-    return _plan_job(stack, worktree, out)
+    return _plan_job(stacks, worktree, out)
 
 
-def _plan_job(stack: str, cwd: Path, out: Path) -> subprocess.Popen[bytes]:
+def _plan_job(stacks: Sequence[str], cwd: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stacks", "plan", "--stack", stack, "--quiet", "--json", str(out)],
+        [sys.executable, "-m", "stacks", "plan", *_stack_args(stacks), "--quiet", "--json", str(out)],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
 
-def diff_against_ref(stack: str, ref: str, repo: Path, head_plan: Path | None = None) -> PlanDiff:
-    """Plan `stack` at git `ref` and in the working tree (in parallel, unless `head_plan` is given); diff."""
+def _plan_one_by_one(stacks: Sequence[str], cwd: Path, out: Path) -> bytes:
+    """Plan stacks one process each: a base ref whose CLI predates several `--stack` in one call."""
+    for stack in stacks:
+        job = _plan_job([stack], cwd, Path(str(out).replace("{stack}", stack)))
+        _, errors = job.communicate()
+        if job.returncode != 0:
+            return errors or b""
+    return b""
+
+
+def diff_stacks_against_ref(
+    stacks: Sequence[str], ref: str, repo: Path, head_plans: str | None = None, save_head: str | None = None
+) -> dict[str, PlanDiff]:
+    """Plan `stacks` at git `ref` and in the working tree, in parallel, one process per side; diff each.
+
+    `head_plans`: a `{stack}` path pattern of working-tree plans already written (not planned again).
+    `save_head`: a `{stack}` path pattern to keep the working-tree plans that were made here.
+    """
     with tempfile.TemporaryDirectory(prefix="stacks-diff-") as scratch:
-        base_out, head_out = Path(scratch) / "base.json", head_plan or Path(scratch) / "head.json"
+        base_out = Path(scratch) / "base-{stack}.json"
+        head_out = Path(head_plans or save_head or str(Path(scratch) / "head-{stack}.json"))
         try:
-            jobs = [(ref, plan_at_ref(ref, stack, repo, base_out))]
-            if head_plan is None:
-                jobs.append(("the working tree", _plan_job(stack, repo, head_out)))
-            for label, job in jobs:
-                _, errors = job.communicate()
-                if job.returncode != 0:
+            base_job = plan_at_ref(ref, stacks, repo, base_out)
+            head_job = _plan_job(stacks, repo, head_out) if head_plans is None else None
+            _, base_errors = base_job.communicate()
+            if base_job.returncode != 0 and len(stacks) > 1:
+                base_errors = _plan_one_by_one(stacks, Path(scratch) / "base-worktree", base_out)
+            elif base_job.returncode == 0:
+                base_errors = b""
+            if base_errors:
+                raise DiffInputError(
+                    f"planning {', '.join(stacks)} at {ref} failed:\n{base_errors.decode().strip()}"
+                )
+            if head_job is not None:
+                _, head_errors = head_job.communicate()
+                if head_job.returncode != 0:
                     raise DiffInputError(
-                        f"planning stack {stack!r} at {label} failed:\n" f"{(errors or b'').decode().strip()}"
+                        f"planning {', '.join(stacks)} in the working tree failed:\n{(head_errors or b'').decode().strip()}"
                     )
-            return diff_plans(
-                load_plan(base_out), load_plan(head_out), f"{stack}@{ref}", f"{stack}@working tree"
-            )
+            return {
+                stack: diff_plans(
+                    load_plan(Path(str(base_out).replace("{stack}", stack))),
+                    load_plan(Path(str(head_out).replace("{stack}", stack))),
+                    f"{stack}@{ref}",
+                    f"{stack}@working tree",
+                )
+                for stack in stacks
+            }
         finally:
             subprocess.run(
                 [
@@ -375,3 +416,8 @@ def diff_against_ref(stack: str, ref: str, repo: Path, head_plan: Path | None = 
                 ],
                 capture_output=True,
             )
+
+
+def diff_against_ref(stack: str, ref: str, repo: Path, head_plan: Path | None = None) -> PlanDiff:
+    """Plan `stack` at git `ref` and in the working tree (in parallel, unless `head_plan` is given); diff."""
+    return diff_stacks_against_ref([stack], ref, repo, str(head_plan) if head_plan else None)[stack]

@@ -238,14 +238,17 @@ def test_cli_exit_code_tells_changes_from_none(tmp_path: Path) -> None:
 
 
 FAKE_STACKS_MAIN = """
-import argparse, shutil
+import argparse, shutil, sys
 parser = argparse.ArgumentParser()
 parser.add_argument("command")
-parser.add_argument("--stack")
+parser.add_argument("--stack", action="append")
 parser.add_argument("--json")
 parser.add_argument("--quiet", action="store_true")
 args = parser.parse_args()
-shutil.copy(f"plan-{args.stack}.json", args.json)
+if len(args.stack) > 1 and open("cli-version").read().strip() == "old":
+    sys.exit("error: argument --stack: one stack per call")  # a base ref that predates multi-stack plans
+for stack in args.stack:
+    shutil.copy(f"plan-{stack}.json", args.json.replace("{stack}", stack))
 """
 
 
@@ -266,6 +269,7 @@ def test_base_ref_diff_plans_the_committed_and_working_tree(tmp_path: Path) -> N
     (repo / "stacks" / "plan.py").write_text("")
     (repo / "stacks" / "__main__.py").write_text(textwrap.dedent(FAKE_STACKS_MAIN))
     (repo / "plan-prod.json").write_text(json.dumps(_base()))
+    (repo / "cli-version").write_text("new")
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "base")
@@ -287,3 +291,28 @@ def test_cli_requires_two_plans_or_a_base_ref(capsys: pytest.CaptureFixture[str]
         main(["diff", "--base-ref", "main"])
     assert "--stack" in capsys.readouterr().err
     assert sys.executable
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@pytest.mark.parametrize("base_cli", ["new", "old"])
+def test_base_ref_diff_of_several_stacks_keeps_the_head_plans(tmp_path: Path, base_cli: str) -> None:
+    repo = tmp_path / "repo"
+    (repo / "stacks").mkdir(parents=True)
+    (repo / "stacks" / "__init__.py").write_text("")
+    (repo / "stacks" / "plan.py").write_text("")
+    (repo / "stacks" / "__main__.py").write_text(textwrap.dedent(FAKE_STACKS_MAIN))
+    (repo / "cli-version").write_text(base_cli)
+    for stack in ("dev", "prod"):
+        (repo / f"plan-{stack}.json").write_text(json.dumps(_base()))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "base")
+    (repo / "cli-version").write_text("new")
+    changed = copy.deepcopy(_base())
+    changed["resources"][1]["inputs"]["vaultName"] = "kv-taxi-009"
+    (repo / "plan-prod.json").write_text(json.dumps(changed))
+    saved = tmp_path / "head-{stack}.json"
+    diffs = d.diff_stacks_against_ref(["dev", "prod"], "main", repo, save_head=str(saved))
+    assert not diffs["dev"].has_changes
+    assert [(c.name, c.action) for c in diffs["prod"].resources] == [("key-vault", "replace")]
+    assert json.loads((tmp_path / "head-prod.json").read_text()) == changed
