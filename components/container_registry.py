@@ -8,8 +8,8 @@ import pulumi
 import pulumi_azure_native.containerregistry as containerregistry
 
 from components.common import CommonArgs, child_opts
-from components.diagnostics import send_diagnostics
-from components.private_endpoint import PrivateEndpointArgs, add_private_endpoint
+from components.attachments import attach_endpoint_and_diagnostics
+from components.private_endpoint import PrivateEndpointArgs
 
 
 @dataclass(frozen=True)
@@ -61,18 +61,16 @@ class ContainerRegistry(pulumi.ComponentResource):
             tags=common.tags_with(),
             opts=child_opts(self, common.protect),
         )
-        if args.private_endpoint is not None:
-            add_private_endpoint(
-                f"{name}-private-endpoint",
-                common=common,
-                endpoint_name=f"pe-{args.registry_name}-registry",
-                target_id=registry.id,
-                group_id="registry",
-                placement=args.private_endpoint,
-                parent=self,
-            )
-        if args.diagnostics_workspace_id is not None:
-            send_diagnostics(f"{name}-diagnostics", registry.id, args.diagnostics_workspace_id, self)
+        attach_endpoint_and_diagnostics(
+            name,
+            self,
+            common,
+            registry.id,
+            endpoint_name=f"pe-{args.registry_name}-registry",
+            group_id="registry",
+            private_endpoint=args.private_endpoint,
+            diagnostics_workspace_id=args.diagnostics_workspace_id,
+        )
         self.registry_name = registry.name
         self.registry_id = registry.id
         self.login_server = registry.login_server.apply(

@@ -8,8 +8,8 @@ import pulumi
 import pulumi_azure_native.keyvault as keyvault
 
 from components.common import CommonArgs, child_opts
-from components.diagnostics import send_diagnostics
-from components.private_endpoint import PrivateEndpointArgs, add_private_endpoint
+from components.attachments import attach_endpoint_and_diagnostics
+from components.private_endpoint import PrivateEndpointArgs
 
 SOFT_DELETE_RETENTION_DAYS = 90
 
@@ -63,18 +63,16 @@ class KeyVault(pulumi.ComponentResource):
             tags=common.tags_with(),
             opts=child_opts(self, common.protect),
         )
-        if args.private_endpoint is not None:
-            add_private_endpoint(
-                f"{name}-private-endpoint",
-                common=common,
-                endpoint_name=f"pe-{args.vault_name}-vault",
-                target_id=vault.id,
-                group_id="vault",
-                placement=args.private_endpoint,
-                parent=self,
-            )
-        if args.diagnostics_workspace_id is not None:
-            send_diagnostics(f"{name}-diagnostics", vault.id, args.diagnostics_workspace_id, self)
+        attach_endpoint_and_diagnostics(
+            name,
+            self,
+            common,
+            vault.id,
+            endpoint_name=f"pe-{args.vault_name}-vault",
+            group_id="vault",
+            private_endpoint=args.private_endpoint,
+            diagnostics_workspace_id=args.diagnostics_workspace_id,
+        )
         self.vault_name = vault.name
         self.vault_id = vault.id
         self.register_outputs({"vault_name": self.vault_name, "vault_id": self.vault_id})

@@ -9,8 +9,8 @@ import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.managedidentity as managedidentity
 
 from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts, principal_id_of
-from components.diagnostics import send_diagnostics
-from components.private_endpoint import PrivateEndpointArgs, add_private_endpoint
+from components.attachments import attach_endpoint_and_diagnostics
+from components.private_endpoint import PrivateEndpointArgs
 
 # Package feeds the training environment installs from (pip and conda) plus the base images AML builds on.
 TRAINING_PACKAGE_FEEDS: tuple[str, ...] = (
@@ -140,18 +140,16 @@ class Workspace(pulumi.ComponentResource):
         self.compute_identity_principal_id = compute_identity.principal_id
         for role_name, grant in self._grants(args).items():
             assign_role(f"{name}-{role_name}", grant, args.subscription_id, self)
-        if args.private_endpoint is not None:
-            add_private_endpoint(
-                f"{name}-private-endpoint",
-                common=common,
-                endpoint_name=f"pe-{args.workspace_name}",
-                target_id=workspace.id,
-                group_id="amlworkspace",
-                placement=args.private_endpoint,
-                parent=self,
-            )
-        if args.diagnostics_workspace_id is not None:
-            send_diagnostics(f"{name}-diagnostics", workspace.id, args.diagnostics_workspace_id, self)
+        attach_endpoint_and_diagnostics(
+            name,
+            self,
+            common,
+            workspace.id,
+            endpoint_name=f"pe-{args.workspace_name}",
+            group_id="amlworkspace",
+            private_endpoint=args.private_endpoint,
+            diagnostics_workspace_id=args.diagnostics_workspace_id,
+        )
         self.register_outputs(
             {
                 "workspace_name": self.workspace_name,
