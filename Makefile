@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= .work
 
-.PHONY: help venv test demo plan bench lock clean
+.PHONY: help venv test lint demo plan bench lock clean
 
 help:
 	@echo "make demo   offline plan of both stacks + the whole ML lifecycle locally (endpoint on 127.0.0.1)"
 	@echo "make test   the test suite (no network, no Azure, no Pulumi CLI)"
+	@echo "make lint   ruff check and format check"
 	@echo "make plan   offline plans of dev and prod written to $(WORKDIR)/plan-<stack>.json"
 	@echo "make bench  benchmarks (plan time and memory, model, endpoint)"
 	@echo "make lock   re-resolve requirements.in into requirements.txt"
@@ -26,6 +27,10 @@ venv: $(STAMP)
 test: $(STAMP)
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 plan: $(STAMP)
 	$(PY) -m stacks plan --stack dev --stack prod --json '$(WORKDIR)/plan-{stack}.json'

@@ -21,8 +21,12 @@ def run_once(stack: str, out: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one plan run in a fresh interpreter."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "stacks", "plan", "--stack", stack, "--quiet", "--json", str(out)],
-                   cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "stacks", "plan", "--stack", stack, "--quiet", "--json", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     elapsed = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # ru_maxrss of children is the max over all children so far; runs are similar, so this is the peak.
@@ -39,9 +43,11 @@ def main() -> None:
             median = statistics.median(times)
             verdict = "ok" if median <= TARGET_SECONDS and max(peaks) <= TARGET_MB else "MISSED"
             resources = out.read_text().count('"urn"')
-            print(f"{stack:5} resources={resources:3}  wall median={median:.2f}s min={min(times):.2f}s "
-                  f"max={max(times):.2f}s  peak RSS={max(peaks):.0f} MB  "
-                  f"(target <= {TARGET_SECONDS}s, <= {TARGET_MB} MB: {verdict})")
+            print(
+                f"{stack:5} resources={resources:3}  wall median={median:.2f}s min={min(times):.2f}s "
+                f"max={max(times):.2f}s  peak RSS={max(peaks):.0f} MB  "
+                f"(target <= {TARGET_SECONDS}s, <= {TARGET_MB} MB: {verdict})"
+            )
 
 
 if __name__ == "__main__":

@@ -86,7 +86,9 @@ class _Reader:
         if value is None:
             return default
         if KEYS_BY_NAME[name].secret and self.key(name) not in self.secret_keys:
-            self.fail(name, "is a secret but was stored in plaintext; set it with `pulumi config set --secret`")
+            self.fail(
+                name, "is a secret but was stored in plaintext; set it with `pulumi config set --secret`"
+            )
         return value
 
     def integer(self, name: str, default: Any, low: int, high: int) -> int | None:
@@ -129,9 +131,14 @@ class _Reader:
             items = json.loads(value)
         except json.JSONDecodeError:
             items = None
-        if not isinstance(items, list) or not all(isinstance(item, str) and GUID.match(item) for item in items):
-            self.fail(name, 'must be a list of Azure DevOps user/group ids (GUIDs), e.g. ["<guid>"], as a YAML '
-                      "list in the stack file or `pulumi config set --path 'prodApprovers[0]' <guid>`")
+        if not isinstance(items, list) or not all(
+            isinstance(item, str) and GUID.match(item) for item in items
+        ):
+            self.fail(
+                name,
+                'must be a list of Azure DevOps user/group ids (GUIDs), e.g. ["<guid>"], as a YAML '
+                "list in the stack file or `pulumi config set --path 'prodApprovers[0]' <guid>`",
+            )
             return ()
         return tuple(items)
 
@@ -156,7 +163,9 @@ def parse_config(
     owner = _owner(reader)
     public = reader.boolean("publicNetworkAccess", profile.public_network_access)
     if public and not profile.allow_public_network_access:
-        reader.fail("publicNetworkAccess", f"{environment} must not allow public network access; set it to false")
+        reader.fail(
+            "publicNetworkAccess", f"{environment} must not allow public network access; set it to false"
+        )
     network = _network(reader, profile.private_endpoints)
     compute = _compute(reader, profile)
     aks = _aks(reader, profile)
@@ -196,10 +205,13 @@ def parse_config(
 def _check_unknown_keys(reader: _Reader) -> None:
     prefix = f"{reader.project}:"
     for key in sorted(reader.values):
-        if key.startswith(prefix) and key[len(prefix):] not in KEYS_BY_NAME:
+        if key.startswith(prefix) and key[len(prefix) :] not in KEYS_BY_NAME:
             reader.problems.append(
-                Problem(key, reader.values[key], "is not a known config key (typo?); see the README config "
-                        "reference or Pulumi.yaml")
+                Problem(
+                    key,
+                    reader.values[key],
+                    "is not a known config key (typo?); see the README config " "reference or Pulumi.yaml",
+                )
             )
 
 
@@ -214,11 +226,16 @@ def _identity(reader: _Reader, environment: str) -> tuple[str, str]:
         reader.fail("namespace", f"is required: 2-{limit} lowercase letters/digits starting with a letter")
         return "", postfix
     if not NAMESPACE.match(namespace) or len(namespace) < 2:
-        reader.fail("namespace", f"must be 2-{limit} lowercase letters/digits starting with a letter (no hyphens)")
+        reader.fail(
+            "namespace", f"must be 2-{limit} lowercase letters/digits starting with a letter (no hyphens)"
+        )
         return "", postfix
     if len(namespace) > limit:
-        reader.fail("namespace", f"is {len(namespace)} characters; with postfix '{postfix}' and environment "
-                    f"'{environment}' at most {limit} fit every Azure name (storage account: 24)")
+        reader.fail(
+            "namespace",
+            f"is {len(namespace)} characters; with postfix '{postfix}' and environment "
+            f"'{environment}' at most {limit} fit every Azure name (storage account: 24)",
+        )
         return "", postfix
     return namespace, postfix
 
@@ -226,8 +243,11 @@ def _identity(reader: _Reader, environment: str) -> tuple[str, str]:
 def _location(reader: _Reader) -> str:
     location = reader.string("location", "westeurope")
     if location not in AML_REGIONS:
-        reader.fail("location", "must be an Azure region offering Azure ML, lowercase without spaces, "
-                    "e.g. westeurope, eastus2")
+        reader.fail(
+            "location",
+            "must be an Azure region offering Azure ML, lowercase without spaces, "
+            "e.g. westeurope, eastus2",
+        )
     return location
 
 
@@ -258,7 +278,7 @@ def _network(reader: _Reader, private_endpoints: bool) -> NetworkSettings | None
             reader.fail(name, f"must lie inside vnetAddressSpace {space}")
     placed = [(name, subnet) for name, subnet in subnets.items() if subnet]
     for index, (name, subnet) in enumerate(placed):
-        for other_name, other in placed[index + 1:]:
+        for other_name, other in placed[index + 1 :]:
             if subnet.overlaps(other):
                 reader.fail(other_name, f"overlaps {reader.key(name)} ({subnet}); subnets must not overlap")
     if service and space and service.overlaps(space):
@@ -329,21 +349,30 @@ def _devops(reader: _Reader) -> DevOpsSettings | None:
     if not project or len(project) > 64 or re.search(r"[\\/:*?\"<>|;#$,'+=@%&]", project):
         reader.fail("devopsProject", "must be 1-64 characters without special characters")
     if not pat:
-        reader.fail("devopsPat", "is required with enableDevops: `pulumi config set --secret devopsPat <PAT>`")
+        reader.fail(
+            "devopsPat", "is required with enableDevops: `pulumi config set --secret devopsPat <PAT>`"
+        )
     if auth == "ServicePrincipal":
         if not client_id or not GUID.match(client_id):
-            reader.fail("servicePrincipalClientId", "is required with serviceConnectionAuth=ServicePrincipal: "
-                        "the application (client) id, a GUID")
+            reader.fail(
+                "servicePrincipalClientId",
+                "is required with serviceConnectionAuth=ServicePrincipal: "
+                "the application (client) id, a GUID",
+            )
         if not client_secret:
-            reader.fail("servicePrincipalSecret", "is required with serviceConnectionAuth=ServicePrincipal "
-                        "(set with --secret)")
+            reader.fail(
+                "servicePrincipalSecret",
+                "is required with serviceConnectionAuth=ServicePrincipal " "(set with --secret)",
+            )
     return DevOpsSettings(
         org_url=(org_url or "").rstrip("/"),
         project_name=project,
         pat=Secret(pat or ""),
         service_connection_auth=auth,  # type: ignore[arg-type]
         service_principal_client_id=client_id if auth == "ServicePrincipal" else None,
-        service_principal_secret=Secret(client_secret) if auth == "ServicePrincipal" and client_secret else None,
+        service_principal_secret=Secret(client_secret)
+        if auth == "ServicePrincipal" and client_secret
+        else None,
         prod_approvers=approvers,
     )
 
@@ -359,10 +388,15 @@ def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:
     if not devops_enabled:
         reader.fail("enableAgentVm", "needs enableDevops=true: the agents register into the DevOps pool")
     if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", user) or user in ("root", "admin", "administrator"):
-        reader.fail("agentAdminUsername", "must be a lowercase Linux user name (not root/admin), up to 32 chars")
+        reader.fail(
+            "agentAdminUsername", "must be a lowercase Linux user name (not root/admin), up to 32 chars"
+        )
     if key is None or not SSH_KEY.match(key.strip()):
-        reader.fail("agentSshPublicKey", "is required with enableAgentVm: an OpenSSH public key "
-                    "('ssh-ed25519 AAAA...' or 'ssh-rsa AAAA...')")
+        reader.fail(
+            "agentSshPublicKey",
+            "is required with enableAgentVm: an OpenSSH public key "
+            "('ssh-ed25519 AAAA...' or 'ssh-rsa AAAA...')",
+        )
     if count is None:
         return None
     return AgentVmSettings(vm_size, count, user, (key or "").strip())
@@ -370,8 +404,11 @@ def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:
 
 def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) -> None:
     for problem in name_problems(names):
-        reader.fail("namespace", f"derived {problem}; shorten namespace to at most "
-                    f"{max_namespace_length(postfix, environment)} characters")
+        reader.fail(
+            "namespace",
+            f"derived {problem}; shorten namespace to at most "
+            f"{max_namespace_length(postfix, environment)} characters",
+        )
 
 
 EXAMPLE_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyForTestsOnly0000000000000000000 ci@example"
@@ -406,8 +443,9 @@ def secret_keys_of(values: Mapping[str, str], project: str = PROJECT) -> frozens
     """The keys of `values` that the schema marks secret (what `pulumi config set --secret` would flag)."""
     prefix = f"{project}:"
     return frozenset(
-        key for key in values
-        if key.startswith(prefix) and getattr(KEYS_BY_NAME.get(key[len(prefix):]), "secret", False)
+        key
+        for key in values
+        if key.startswith(prefix) and getattr(KEYS_BY_NAME.get(key[len(prefix) :]), "secret", False)
     )
 
 

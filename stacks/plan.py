@@ -48,8 +48,10 @@ def stack_input(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) ->
     project = project_name(root)
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        raise PlanInputError(f"no stack file {path.name}; create it with `pulumi stack init {stack}` or pick "
-                             f"one of: {', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}")
+        raise PlanInputError(
+            f"no stack file {path.name}; create it with `pulumi stack init {stack}` or pick "
+            f"one of: {', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}"
+        )
     document = yaml.safe_load(path.read_text()) or {}
     values: dict[str, str] = {}
     secrets: set[str] = set()
@@ -64,8 +66,10 @@ def stack_input(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) ->
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or ":" not in key:
-            raise PlanInputError(f"--config '{override}' must look like {project}:<key>=<value>, the way "
-                                 "`pulumi config set` spells the key")
+            raise PlanInputError(
+                f"--config '{override}' must look like {project}:<key>=<value>, the way "
+                "`pulumi config set` spells the key"
+            )
         values[key] = value
         name = key.split(":", 1)[1]
         if key.startswith(f"{project}:") and name in KEYS_BY_NAME and KEYS_BY_NAME[name].secret:
@@ -92,8 +96,10 @@ def run_plan(stack_in: StackInput) -> dict[str, Any]:
         "version": PLAN_VERSION,
         "project": stack_in.project,
         "stack": stack_in.stack,
-        "config": {key: "[secret]" if key in stack_in.secret_keys else value
-                   for key, value in sorted(stack_in.values.items())},
+        "config": {
+            key: "[secret]" if key in stack_in.secret_keys else value
+            for key, value in sorted(stack_in.values.items())
+        },
         "resources": [
             {
                 "urn": resource.urn,
@@ -119,9 +125,11 @@ def render_tree(plan: Mapping[str, Any]) -> str:
     children: dict[str | None, list[Mapping[str, Any]]] = {}
     for resource in resources:
         children.setdefault(resource["parent"], []).append(resource)
-    lines = [f"{plan['project']} / {plan['stack']}: {len(resources)} resources "
-             f"({sum(r['custom'] for r in resources)} Azure/DevOps resources, "
-             f"{sum(not r['custom'] for r in resources)} components)"]
+    lines = [
+        f"{plan['project']} / {plan['stack']}: {len(resources)} resources "
+        f"({sum(r['custom'] for r in resources)} Azure/DevOps resources, "
+        f"{sum(not r['custom'] for r in resources)} components)"
+    ]
 
     def walk(parent: str | None, prefix: str) -> None:
         items = children.get(parent, [])

@@ -65,7 +65,11 @@ def profile_table_markdown() -> str:
     dev, prod = PROFILES["dev"], PROFILES["prod"]
     rows = ["| setting | dev | prod |", "| --- | --- | --- |"]
     for name in Profile.__dataclass_fields__:
-        shown = [str(getattr(profile, name)).lower() if isinstance(getattr(profile, name), bool)
-                 else str(getattr(profile, name)) for profile in (dev, prod)]
+        shown = [
+            str(getattr(profile, name)).lower()
+            if isinstance(getattr(profile, name), bool)
+            else str(getattr(profile, name))
+            for profile in (dev, prod)
+        ]
         rows.append(f"| {name.replace('_', ' ')} | {shown[0]} | {shown[1]} |")
     return "\n".join(rows)

@@ -23,52 +23,117 @@ class ConfigKey:
 
 
 KEYS: tuple[ConfigKey, ...] = (
-    ConfigKey("namespace", "string", "Required. Short name of the platform instance: lowercase letters/digits, starting with "
-              "a letter; every Azure name is derived from it, so its length is capped (see README)."),
-    ConfigKey("postfix", "string", "Digits appended to names; change it to re-create soft-deleted Key Vaults or "
-              "workspaces under new names.", "001"),
-    ConfigKey("environment", "string", "Environment profile, dev or prod; defaults to the stack name.", "<stack>"),
+    ConfigKey(
+        "namespace",
+        "string",
+        "Required. Short name of the platform instance: lowercase letters/digits, starting with "
+        "a letter; every Azure name is derived from it, so its length is capped (see README).",
+    ),
+    ConfigKey(
+        "postfix",
+        "string",
+        "Digits appended to names; change it to re-create soft-deleted Key Vaults or "
+        "workspaces under new names.",
+        "001",
+    ),
+    ConfigKey(
+        "environment", "string", "Environment profile, dev or prod; defaults to the stack name.", "<stack>"
+    ),
     ConfigKey("location", "string", "Azure region (AML-enabled), e.g. westeurope.", "westeurope"),
     ConfigKey("owner", "string", "Value of the owner tag on every resource.", "platform-team"),
-    ConfigKey("publicNetworkAccess", "string", "Public network access to workspace, storage, Key Vault and "
-              "registry; dev only (prod refuses true).", PROFILE),
+    ConfigKey(
+        "publicNetworkAccess",
+        "string",
+        "Public network access to workspace, storage, Key Vault and "
+        "registry; dev only (prod refuses true).",
+        PROFILE,
+    ),
     ConfigKey("logRetentionDays", "integer", "Log Analytics retention in days (30-730).", PROFILE),
     ConfigKey("computeVmSize", "string", "VM size of the AML compute cluster.", "Standard_DS3_v2"),
     ConfigKey("computeMinNodes", "integer", "Minimum nodes of the compute cluster.", 0),
     ConfigKey("computeMaxNodes", "integer", "Maximum nodes of the compute cluster.", PROFILE),
-    ConfigKey("computeIdleSeconds", "integer", "Idle seconds before the cluster scales down (60-604800).", PROFILE),
+    ConfigKey(
+        "computeIdleSeconds", "integer", "Idle seconds before the cluster scales down (60-604800).", PROFILE
+    ),
     ConfigKey("computePriority", "string", "Dedicated or LowPriority compute nodes.", PROFILE),
     ConfigKey("vnetAddressSpace", "string", "Address space of the VNET (CIDR).", "10.10.0.0/16"),
-    ConfigKey("trainingSubnet", "string", "Subnet of the compute cluster (CIDR inside the VNET).", "10.10.1.0/24"),
-    ConfigKey("agentsSubnet", "string", "Subnet of the DevOps agent VM (CIDR inside the VNET).", "10.10.2.0/24"),
-    ConfigKey("privateEndpointsSubnet", "string", "Subnet of the private endpoints (CIDR inside the VNET).",
-              "10.10.3.0/24"),
+    ConfigKey(
+        "trainingSubnet", "string", "Subnet of the compute cluster (CIDR inside the VNET).", "10.10.1.0/24"
+    ),
+    ConfigKey(
+        "agentsSubnet", "string", "Subnet of the DevOps agent VM (CIDR inside the VNET).", "10.10.2.0/24"
+    ),
+    ConfigKey(
+        "privateEndpointsSubnet",
+        "string",
+        "Subnet of the private endpoints (CIDR inside the VNET).",
+        "10.10.3.0/24",
+    ),
     ConfigKey("aksSubnet", "string", "Subnet of the AKS nodes (CIDR inside the VNET).", "10.10.16.0/20"),
-    ConfigKey("aksServiceCidr", "string", "Kubernetes service CIDR (must not overlap the VNET).", "10.100.0.0/16"),
-    ConfigKey("aksDnsServiceIp", "string", "Kubernetes DNS service IP (inside aksServiceCidr).", "10.100.0.10"),
-    ConfigKey("enableAks", "boolean", "Create the AKS inference cluster and attach it to the workspace.", True),
+    ConfigKey(
+        "aksServiceCidr", "string", "Kubernetes service CIDR (must not overlap the VNET).", "10.100.0.0/16"
+    ),
+    ConfigKey(
+        "aksDnsServiceIp", "string", "Kubernetes DNS service IP (inside aksServiceCidr).", "10.100.0.10"
+    ),
+    ConfigKey(
+        "enableAks", "boolean", "Create the AKS inference cluster and attach it to the workspace.", True
+    ),
     ConfigKey("aksNodeVmSize", "string", "VM size of the AKS nodes.", "Standard_D4s_v5"),
     ConfigKey("aksNodeCount", "integer", "Number of AKS nodes (1-100).", PROFILE),
-    ConfigKey("enableDevops", "boolean", "Create the Azure DevOps pool, service connection, variable group and "
-              "environments.", False),
+    ConfigKey(
+        "enableDevops",
+        "boolean",
+        "Create the Azure DevOps pool, service connection, variable group and " "environments.",
+        False,
+    ),
     ConfigKey("devopsOrgUrl", "string", "Azure DevOps organization URL, https://dev.azure.com/<org>.", None),
     ConfigKey("devopsProject", "string", "Azure DevOps project to create and fill.", "mlops"),
-    ConfigKey("devopsPat", "string", "Azure DevOps PAT (Agent Pools read & manage, Service Connections, Variable "
-              "Groups, Project); set with --secret.", None, secret=True),
-    ConfigKey("serviceConnectionAuth", "string", "WorkloadIdentityFederation (no secret) or ServicePrincipal.",
-              "WorkloadIdentityFederation"),
-    ConfigKey("servicePrincipalClientId", "string", "Client id, only with serviceConnectionAuth=ServicePrincipal.",
-              None),
-    ConfigKey("servicePrincipalSecret", "string", "Client secret, only with serviceConnectionAuth="
-              "ServicePrincipal; set with --secret.", None, secret=True),
-    ConfigKey("prodApprovers", "array", "Azure DevOps user/group ids that must approve prod deployments.", []),
-    ConfigKey("enableAgentVm", "boolean", "Create the self-hosted DevOps agent VM (needs enableDevops).", False),
+    ConfigKey(
+        "devopsPat",
+        "string",
+        "Azure DevOps PAT (Agent Pools read & manage, Service Connections, Variable "
+        "Groups, Project); set with --secret.",
+        None,
+        secret=True,
+    ),
+    ConfigKey(
+        "serviceConnectionAuth",
+        "string",
+        "WorkloadIdentityFederation (no secret) or ServicePrincipal.",
+        "WorkloadIdentityFederation",
+    ),
+    ConfigKey(
+        "servicePrincipalClientId",
+        "string",
+        "Client id, only with serviceConnectionAuth=ServicePrincipal.",
+        None,
+    ),
+    ConfigKey(
+        "servicePrincipalSecret",
+        "string",
+        "Client secret, only with serviceConnectionAuth=" "ServicePrincipal; set with --secret.",
+        None,
+        secret=True,
+    ),
+    ConfigKey(
+        "prodApprovers", "array", "Azure DevOps user/group ids that must approve prod deployments.", []
+    ),
+    ConfigKey(
+        "enableAgentVm", "boolean", "Create the self-hosted DevOps agent VM (needs enableDevops).", False
+    ),
     ConfigKey("agentVmSize", "string", "VM size of the agent VM.", "Standard_B2s"),
     ConfigKey("agentCount", "integer", "Agents installed on the VM (1-10).", 2),
-    ConfigKey("agentAdminUsername", "string", "Admin user of the agent VM (SSH key login only).", "azureuser"),
+    ConfigKey(
+        "agentAdminUsername", "string", "Admin user of the agent VM (SSH key login only).", "azureuser"
+    ),
     ConfigKey("agentSshPublicKey", "string", "OpenSSH public key for the agent VM admin.", None),
-    ConfigKey("postDeployHook", "boolean", "Run the ML post-deploy hook after `pulumi up` creates or updates the "
-              "compute cluster.", False),
+    ConfigKey(
+        "postDeployHook",
+        "boolean",
+        "Run the ML post-deploy hook after `pulumi up` creates or updates the " "compute cluster.",
+        False,
+    ),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 

@@ -88,8 +88,15 @@ BAD_CONFIGS = [
     ({"devopsOrgUrl": "https://contoso.visualstudio.com"}, "dev", "devopsOrgUrl", "dev.azure.com"),
     ({"serviceConnectionAuth": "Password"}, "dev", "serviceConnectionAuth", "WorkloadIdentityFederation"),
     ({"serviceConnectionAuth": "ServicePrincipal"}, "dev", "servicePrincipalClientId", "GUID"),
-    ({"serviceConnectionAuth": "ServicePrincipal", "servicePrincipalClientId": "0" * 8 + "-0000-0000-0000-" + "0" * 12},
-     "dev", "servicePrincipalSecret", "required"),
+    (
+        {
+            "serviceConnectionAuth": "ServicePrincipal",
+            "servicePrincipalClientId": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+        },
+        "dev",
+        "servicePrincipalSecret",
+        "required",
+    ),
     ({"prodApprovers": "alice"}, "prod", "prodApprovers", "GUIDs"),
     ({"prodApprovers": '["alice@contoso.com"]'}, "prod", "prodApprovers", "GUIDs"),
     ({"owner": "a/b"}, "dev", "owner", "tag value"),
@@ -97,9 +104,14 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "environment", "key", "words"), BAD_CONFIGS,
-                         ids=[f"{case[2]}-{index}" for index, case in enumerate(BAD_CONFIGS)])
-def test_bad_config_is_refused_naming_the_key(overrides: dict, environment: str, key: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "environment", "key", "words"),
+    BAD_CONFIGS,
+    ids=[f"{case[2]}-{index}" for index, case in enumerate(BAD_CONFIGS)],
+)
+def test_bad_config_is_refused_naming_the_key(
+    overrides: dict, environment: str, key: str, words: str
+) -> None:
     values = example_values(**overrides)
     with pytest.raises(ConfigError) as error:
         parse_config(values, stack=environment, secret_keys=secret_keys_of(values))
@@ -114,7 +126,9 @@ def test_bad_config_registers_nothing(overrides: dict, environment: str, key: st
     values = example_values(**overrides)
     recording = Recording(project=P, stack=environment)
     with pytest.raises(pulumi.RunError) as error:
-        run_program(program, stack=environment, config=values, secret_keys=secret_keys_of(values), into=recording)
+        run_program(
+            program, stack=environment, config=values, secret_keys=secret_keys_of(values), into=recording
+        )
     assert f"{P}:{key}" in str(error.value)
     assert recording.resources == []
 
@@ -156,8 +170,9 @@ def test_derived_names(namespace: str, postfix: str, environment: str, storage: 
     assert name_problems(names) == []
 
 
-@pytest.mark.parametrize(("postfix", "environment", "limit"), [("001", "dev", 14), ("001", "prod", 13),
-                                                               ("000001", "prod", 10)])
+@pytest.mark.parametrize(
+    ("postfix", "environment", "limit"), [("001", "dev", 14), ("001", "prod", 13), ("000001", "prod", 10)]
+)
 def test_namespace_limit_follows_the_tightest_name(postfix: str, environment: str, limit: int) -> None:
     assert max_namespace_length(postfix, environment) == limit
     assert name_problems(derive_names("a" * limit, postfix, environment)) == []

@@ -14,9 +14,9 @@ README = (ROOT / "README.md").read_text()
 
 @pytest.mark.parametrize("marker", sorted(GENERATORS))
 def test_generated_block_is_current(marker: str) -> None:
-    assert read_block(README, marker) == GENERATORS[marker](), (
-        f"README block '{marker}' is stale: run `python -m stacks.docs README.md`"
-    )
+    assert (
+        read_block(README, marker) == GENERATORS[marker]()
+    ), f"README block '{marker}' is stale: run `python -m stacks.docs README.md`"
 
 
 def test_replace_block_round_trip() -> None:

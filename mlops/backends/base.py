@@ -158,7 +158,13 @@ class Backend(Protocol):
     def delete_deployment(self, endpoint: str, deployment: str) -> None: ...
 
     def run_batch(
-        self, endpoint: str, deployment: str, model_name: str, model_version: str, sample: Path, deadline_s: float
+        self,
+        endpoint: str,
+        deployment: str,
+        model_name: str,
+        model_version: str,
+        sample: Path,
+        deadline_s: float,
     ) -> BatchResult:
         """Ensure the batch endpoint and deployment, score the sample, return only when terminal."""
         ...
