@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlops.src.taxi_schema import FEATURE_SPECS
+
 FEATURES: tuple[str, ...] = (
     "distance",
     "dropoff_latitude",
@@ -86,5 +88,6 @@ def make_tiny_model(dest: Path, rows: int = 500, seed: int = 0) -> Path:
         serialization_format="cloudpickle",
         signature=infer_signature(features, model.predict(features)),
         input_example=features.head(2),
+        metadata={"feature_bounds": {spec.name: [spec.low, spec.high] for spec in FEATURE_SPECS}},
     )
     return model_dir

@@ -320,6 +320,24 @@ def test_form_encoded_json_is_still_scored(server: InferenceServer) -> None:
     assert status == 200 and len(answer["predictions"]) == 1
 
 
+@pytest.mark.parametrize(
+    ("feature", "value"), [("pickup_month", 13), ("pickup_month", 0), ("pickup_latitude", 0.0)]
+)
+def test_values_outside_the_model_bounds_are_refused(model_dir: Path, feature: str, value: float) -> None:
+    bounds = score.feature_bounds(score.find_model_dir(model_dir), FEATURES)
+    assert bounds is not None, "the model must carry feature_bounds metadata"
+    raw = body({"input_data": [ROW, replaced(feature, value)]})
+
+    with pytest.raises(score.PayloadError) as caught:
+        score.parse_payload(raw, FEATURES, bounds=bounds)
+
+    assert caught.value.status == 400
+    assert f"row 1, feature {feature!r}" in str(caught.value) and "outside the allowed range" in str(
+        caught.value
+    )
+    assert score.parse_payload(body({"input_data": [ROW]}), FEATURES, bounds=bounds).shape == (1, 20)
+
+
 MALFORMED_OVER_HTTP: list[tuple[str, bytes, str, int]] = [
     *[
         (name, raw.encode() if isinstance(raw, str) else raw, "POST", status)
@@ -328,6 +346,12 @@ MALFORMED_OVER_HTTP: list[tuple[str, bytes, str, int]] = [
     ],
     ("not UTF-8", b"\xff\xfe\x00garbage", "POST", 400),
     ("more rows than SCORE_MAX_ROWS", body({"input_data": [ROW] * 51}).encode(), "POST", 413),
+    (
+        "month 13 (outside the model's bounds)",
+        body({"input_data": [replaced("pickup_month", 13)]}).encode(),
+        "POST",
+        400,
+    ),
     ("GET", b"", "GET", 405),
     ("PUT", body({"input_data": [ROW]}).encode(), "PUT", 405),
 ]
@@ -420,8 +444,12 @@ def test_batch_run_scores_every_row_of_every_file(batch_model: ModuleType, tmp_p
             ",".join(FEATURES) + "\n" + ",".join(["1"] * 20) + "\n" + ",".join(["inf"] + ["1"] * 19) + "\n",
             "row 1 (after the header), column 'distance'",
         ),
+        (
+            synthetic_features(2, 0).assign(pickup_month=[3, 0]).to_csv(index=False),
+            "row 1 (after the header), column 'pickup_month': 0 is outside the allowed range [1, 12]",
+        ),
     ],
-    ids=["empty", "header only", "missing column", "text value", "infinite value"],
+    ids=["empty", "header only", "missing column", "text value", "infinite value", "month outside bounds"],
 )
 def test_batch_run_names_the_bad_file_and_problem(
     batch_model: ModuleType, tmp_path: Path, content: str, problem: str

@@ -39,7 +39,7 @@ from sklearn.preprocessing import FunctionTransformer
 # Siblings in mlops/src: Azure ML uploads this folder as the step's code.
 import taxi_features
 from gate import Metrics
-from taxi_schema import FEATURES, TARGET, TaxiDataError, load_taxi_csv
+from taxi_schema import FEATURE_SPECS, FEATURES, TARGET, TaxiDataError, load_taxi_csv
 from tracking import step_run
 
 SCORING_PACKAGES = {
@@ -90,6 +90,8 @@ def save_model(model: Pipeline, train: pd.DataFrame, output: Path) -> None:
         # Named, not inferred: inference loads the model in a subprocess (slow) and picks up
         # whatever else happens to be imported.
         pip_requirements=[f"{name}=={module.__version__}" for name, module in SCORING_PACKAGES.items()],
+        # The scorers refuse values outside these (a month of 13 would otherwise crash the features).
+        metadata={"feature_bounds": {spec.name: [spec.low, spec.high] for spec in FEATURE_SPECS}},
     )
 
 

@@ -15,6 +15,7 @@ OUTPUT_COLUMNS = ["file", "row", "prediction"]
 
 _model: Any = None
 _features: tuple[str, ...] = ()
+_bounds: dict[str, list[float]] = {}
 
 
 class BatchInputError(ValueError):
@@ -46,7 +47,16 @@ def signature_features(model_dir: Path) -> tuple[str, ...]:
     return tuple(signature.inputs.input_names())
 
 
-def read_features(path: Path, features: Sequence[str]) -> np.ndarray:
+def feature_bounds(model_dir: Path) -> dict[str, list[float]]:
+    """Allowed [low, high] per feature from the model's metadata (train.py writes it); {} when absent."""
+    from mlflow.models import Model
+
+    return dict((Model.load(str(model_dir / "MLmodel")).metadata or {}).get("feature_bounds") or {})
+
+
+def read_features(
+    path: Path, features: Sequence[str], bounds: dict[str, list[float]] | None = None
+) -> np.ndarray:
     """The file's features as a finite float matrix in model order; extra columns (e.g. cost) are ignored."""
     try:
         frame = pd.read_csv(path)
@@ -61,24 +71,34 @@ def read_features(path: Path, features: Sequence[str]) -> np.ndarray:
         raise BatchInputError(f"{path}: has a header but no rows")
     selected = frame[list(features)]
     numeric = selected.apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
-    if bad.to_numpy().any():
-        row, column = (int(axis[0]) for axis in np.nonzero(bad.to_numpy()))
+    matrix = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        row, column = (int(axis[0]) for axis in np.nonzero(bad))
         value = selected.iat[row, column]
         raise BatchInputError(
             f"{path}: row {row} (after the header), column {features[column]!r}: {value!r} is not a "
             "finite number"
         )
-    return numeric.to_numpy(dtype=np.float64)
+    for column, feature in enumerate(features):
+        low, high = (bounds or {}).get(feature, (-np.inf, np.inf))
+        outside = np.nonzero((matrix[:, column] < low) | (matrix[:, column] > high))[0]
+        if outside.size:
+            raise BatchInputError(
+                f"{path}: row {int(outside[0])} (after the header), column {feature!r}: "
+                f"{matrix[outside[0], column]:g} is outside the allowed range [{low:g}, {high:g}]"
+            )
+    return matrix
 
 
 def init() -> None:
     """Load the model once per worker process and fix the feature order from its signature."""
-    global _model, _features
+    global _model, _features, _bounds
     import mlflow.sklearn
 
     model_dir = find_model_dir(Path(os.environ.get("AZUREML_MODEL_DIR", ".")))
     _features = signature_features(model_dir)
+    _bounds = feature_bounds(model_dir)
     _model = mlflow.sklearn.load_model(str(model_dir))
 
 
@@ -87,7 +107,7 @@ def run(mini_batch: list[str]) -> pd.DataFrame:
     frames = []
     for name in mini_batch:
         path = Path(name)
-        matrix = read_features(path, _features)
+        matrix = read_features(path, _features, _bounds)
         predictions = np.ravel(_model.predict(pd.DataFrame(matrix, columns=list(_features))))
         rows = np.arange(len(matrix))
         frames.append(pd.DataFrame({"file": path.name, "row": rows, "prediction": predictions}))

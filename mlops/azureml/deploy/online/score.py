@@ -27,6 +27,7 @@ _model: Any = None
 _features: tuple[str, ...] = ()
 _columns: pd.Index = pd.Index([])
 _max_rows: int = DEFAULT_MAX_ROWS
+_bounds: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class PayloadError(ValueError):
@@ -64,6 +65,32 @@ def signature_features(model_dir: Path) -> tuple[str, ...]:
             "signature=infer_signature(<features DataFrame>, ...)"
         )
     return tuple(signature.inputs.input_names())
+
+
+def feature_bounds(model_dir: Path, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Allowed [low, high] per feature, in `features` order, from the model's metadata (train.py writes it).
+
+    None for a model saved without bounds: then only finiteness is checked.
+    """
+    from mlflow.models import Model
+
+    bounds = (Model.load(str(model_dir / "MLmodel")).metadata or {}).get("feature_bounds")
+    if not bounds:
+        return None
+    return np.array([bounds[f][0] for f in features], float), np.array(
+        [bounds[f][1] for f in features], float
+    )
+
+
+def _check_bounds(matrix: np.ndarray, features: Sequence[str], bounds: tuple[np.ndarray, np.ndarray]) -> None:
+    low, high = bounds
+    outside = (matrix < low) | (matrix > high)
+    if outside.any():
+        row, column = (int(axis[0]) for axis in np.nonzero(outside))
+        raise PayloadError(
+            f"row {row}, feature {features[column]!r}: {matrix[row, column]:g} is outside the allowed range "
+            f"[{low[column]:g}, {high[column]:g}]"
+        )
 
 
 def max_rows_from_env(environ: Mapping[str, str]) -> int:
@@ -188,7 +215,12 @@ def _as_finite_matrix(rows: list[list[Any]], features: Sequence[str]) -> np.ndar
     return matrix
 
 
-def parse_payload(raw: str | bytes, features: Sequence[str], max_rows: int = DEFAULT_MAX_ROWS) -> np.ndarray:
+def parse_payload(
+    raw: str | bytes,
+    features: Sequence[str],
+    max_rows: int = DEFAULT_MAX_ROWS,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """The request body as a float matrix, columns in `features` order; PayloadError says what is wrong."""
     if not raw:
         raise PayloadError(f"the request body is empty; send {PAYLOAD_FORMS}")
@@ -202,7 +234,10 @@ def parse_payload(raw: str | bytes, features: Sequence[str], max_rows: int = DEF
     if extra:
         raise PayloadError(f"unknown top-level keys {extra}; only 'input_data' is accepted")
     rows = _input_rows(body["input_data"], features, max_rows)
-    return _as_finite_matrix(rows, features)
+    matrix = _as_finite_matrix(rows, features)
+    if bounds is not None:
+        _check_bounds(matrix, features, bounds)
+    return matrix
 
 
 def error_response(problem: PayloadError) -> AMLResponse:
@@ -212,7 +247,7 @@ def error_response(problem: PayloadError) -> AMLResponse:
 
 def init() -> None:
     """Load the model once per worker and fix the feature order from its signature."""
-    global _model, _features, _columns, _max_rows
+    global _model, _features, _columns, _max_rows, _bounds
     import mlflow.sklearn
     from threadpoolctl import threadpool_limits
 
@@ -230,6 +265,7 @@ def init() -> None:
     # throughput comes from one worker process per core instead.
     threadpool_limits(limits=1)
     _model, _features, _max_rows = model, features, max_rows_from_env(os.environ)
+    _bounds = feature_bounds(model_dir, features)
     # Object dtype on purpose: with pandas 3's string dtype, sklearn's per-call column-name check on the
     # frame is several times slower (measured 6.5 ms vs 3.9 ms per 2-row predict).
     _columns = pd.Index(features, dtype=object)
@@ -243,7 +279,7 @@ def run(request: AMLRequest) -> dict[str, list[float]] | AMLResponse:
     if request.method != "POST":
         return error_response(PayloadError(f"{request.method} is not supported; POST a JSON body", 405))
     try:
-        matrix = parse_payload(request.get_data(), _features, _max_rows)
+        matrix = parse_payload(request.get_data(), _features, _max_rows, _bounds)
     except PayloadError as problem:
         return error_response(problem)
     # The model contract is a DataFrame with named columns (feature pipelines select columns by name).
