@@ -190,7 +190,7 @@ def parse_config(
         tags={"environment": environment, "project": project, "owner": owner, "managed-by": "pulumi"},
         public_network_access=public,
         protect_stateful=profile.protect_stateful,
-        log_retention_days=retention or profile.log_retention_days,
+        log_retention_days=retention,  # type: ignore[arg-type]
         storage_sku=profile.storage_sku,
         workspace_isolation_mode=profile.workspace_isolation_mode,
         network=network,  # type: ignore[arg-type]
@@ -209,8 +209,8 @@ def _check_unknown_keys(reader: _Reader) -> None:
             reader.problems.append(
                 Problem(
                     key,
-                    reader.values[key],
-                    "is not a known config key (typo?); see the README config " "reference or Pulumi.yaml",
+                    "[secret]" if key in reader.secret_keys else reader.values[key],
+                    "is not a known config key (typo?); see the README config reference or Pulumi.yaml",
                 )
             )
 

@@ -303,4 +303,8 @@ def _post_deploy_hook(cfg: StackConfig) -> pulumi.ResourceHook | None:
         return None
     from stacks.post_deploy import post_deploy_hook
 
-    return post_deploy_hook(cfg.stack, cfg.environment, enabled=True)
+    endpoints = {
+        "onlineEndpointName": cfg.names.online_endpoint,
+        "batchEndpointName": cfg.names.batch_endpoint,
+    }
+    return post_deploy_hook(cfg.stack, cfg.environment, enabled=True, known_outputs=endpoints)

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,18 +75,26 @@ def deploy_command(stack: str, outputs_file: Path, data: Path, python: str = sys
 
 
 def run_streaming(command: Sequence[str], log: Callable[[str], None], timeout_s: float) -> int:
-    """Run the deploy, forwarding each output line to Pulumi's log as it comes (the run takes long)."""
+    """Run the deploy, forwarding each output line to Pulumi's log as it comes (the run takes long).
+
+    A watchdog kills the deploy at `timeout_s`: reading its output blocks until it exits, so a wait with a
+    timeout after the read loop would never fire for a hung deploy.
+    """
     with subprocess.Popen(
         list(command), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            log(line.rstrip())
+        watchdog = threading.Timer(timeout_s, process.kill)
+        watchdog.start()
         try:
-            return process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise HookError(f"the post-deploy hook ran over {timeout_s:.0f}s and was stopped") from None
+            assert process.stdout is not None
+            for line in process.stdout:
+                log(line.rstrip())
+            code = process.wait()
+        finally:
+            watchdog.cancel()
+        if watchdog.finished.is_set() and code < 0:
+            raise HookError(f"the post-deploy hook ran over {timeout_s:.0f}s and was stopped")
+        return code
 
 
 def run_hook(
@@ -96,10 +105,13 @@ def run_hook(
     *,
     data: Path,
     log: Callable[[str], None],
+    known_outputs: Mapping[str, str] | None = None,
     run: Callable[[Sequence[str], Callable[[str], None], float], int] = run_streaming,
 ) -> None:
-    """Write the outputs the resource reported to a temporary file and run the deploy with them."""
+    """Write the outputs the resource reported (plus `known_outputs`, e.g. endpoint names the stack
+    derived) to a temporary file and run the deploy with them."""
     outputs = outputs_from_resource(resource_id, new_outputs.get("location"), environment)
+    outputs.update(known_outputs or {})
     if "computeClusterName" not in outputs and new_outputs.get("name"):
         outputs["computeClusterName"] = str(new_outputs["name"])
     if not data.is_file():
@@ -123,6 +135,7 @@ def hook_callback(
     *,
     enabled: bool,
     data: Path,
+    known_outputs: Mapping[str, str] | None = None,
     is_dry_run: Callable[[], bool] = pulumi.runtime.is_dry_run,
     deploy: Callable[..., None] = run_hook,
 ) -> Callable[[pulumi.ResourceHookArgs], None]:
@@ -136,16 +149,32 @@ def hook_callback(
             return  # the engine skips hooks in preview already; this guards against on_dry_run=True
         outputs = dict(args.new_outputs or {})
         resource_id = args.id or str(outputs.get("id", ""))
-        deploy(stack, environment, resource_id, outputs, data=data, log=pulumi.log.info)
+        deploy(
+            stack,
+            environment,
+            resource_id,
+            outputs,
+            data=data,
+            log=pulumi.log.info,
+            known_outputs=known_outputs,
+        )
 
     return callback
 
 
 def post_deploy_hook(
-    stack: str, environment: str, *, enabled: bool = False, data: Path = DEFAULT_DATA
+    stack: str,
+    environment: str,
+    *,
+    enabled: bool = False,
+    data: Path = DEFAULT_DATA,
+    known_outputs: Mapping[str, str] | None = None,
 ) -> pulumi.ResourceHook:
-    """The hook to bind as after_create/after_update of the compute cluster; a no-op unless `enabled`."""
-    callback = hook_callback(stack, environment, enabled=enabled, data=data)
+    """The hook to bind as after_create/after_update of the compute cluster; a no-op unless `enabled`.
+
+    `known_outputs`: stack outputs the resource cannot report, such as the endpoint names.
+    """
+    callback = hook_callback(stack, environment, enabled=enabled, data=data, known_outputs=known_outputs)
     return pulumi.ResourceHook(
         f"mlops-post-deploy-{stack}", callback, pulumi.ResourceHookOptions(on_dry_run=False)
     )

@@ -88,7 +88,9 @@ KEYS: tuple[ConfigKey, ...] = (
         False,
     ),
     ConfigKey("devopsOrgUrl", "string", "Azure DevOps organization URL, https://dev.azure.com/<org>.", None),
-    ConfigKey("devopsProject", "string", "Azure DevOps project to create and fill.", "mlops"),
+    ConfigKey(
+        "devopsProject", "string", "Existing Azure DevOps project to fill (looked up, not created).", "mlops"
+    ),
     ConfigKey(
         "devopsPat",
         "string",

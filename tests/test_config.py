@@ -147,6 +147,13 @@ def test_plaintext_secret_is_refused() -> None:
         parse_config(values, stack="dev", secret_keys=frozenset())
 
 
+def test_mistyped_secret_key_does_not_show_its_value() -> None:
+    values = example_values(devopsPAT="hunter2-token")
+    with pytest.raises(ConfigError) as error:
+        parse_config(values, stack="dev", secret_keys=secret_keys_of(values) | {f"{P}:devopsPAT"})
+    assert f"{P}:devopsPAT" in str(error.value) and "hunter2-token" not in str(error.value)
+
+
 def test_secret_value_never_in_error_message() -> None:
     values = example_values(devopsPat="hunter2-token")
     with pytest.raises(ConfigError) as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from mlops.stack_outputs import (
     parse_stack_outputs,
     pulumi_command,
 )
-from stacks.post_deploy import HookError, deploy_command, hook_callback, outputs_from_resource, run_hook
+from stacks.post_deploy import (
+    HookError,
+    deploy_command,
+    hook_callback,
+    outputs_from_resource,
+    run_hook,
+    run_streaming,
+)
 
 COMPLETE = {
     "subscriptionId": "sub-1",
@@ -213,9 +221,11 @@ def test_hook_runs_the_deploy_cli_with_an_outputs_file(tmp_path: Path) -> None:
         {"location": "westeurope"},
         data=data,
         log=lambda line: None,
+        known_outputs={"onlineEndpointName": "ep-taxi-001dev"},
         run=run,
     )
 
+    assert seen["outputs"].endpoint_names() == ("ep-taxi-001dev", "bep-dev")
     assert seen["command"][1:8] == ["-m", "mlops", "deploy", "--target", "azure", "--stack", "dev"]
     assert seen["command"][-2:] == ["--data", str(data)]
     assert seen["outputs"].compute_cluster_name == "cpu-dev" and seen["outputs"].workspace_name == "mlw-dev"
@@ -316,3 +326,15 @@ def test_exported_endpoint_names_win() -> None:
         "s", "rg", "mlw-x-1dev", "westeurope", "cpu", "dev", online_endpoint_name="ep-custom"
     )
     assert outputs.endpoint_names() == ("ep-custom", "bep-x-1dev")
+
+
+def test_hook_deploy_is_stopped_at_its_deadline_even_when_it_prints_nothing() -> None:
+    lines: list[str] = []
+    with pytest.raises(HookError, match="ran over 1s"):
+        run_streaming(
+            [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(30)"],
+            lines.append,
+            1.0,
+        )
+    assert lines == ["started"]
+    assert run_streaming([sys.executable, "-c", "print('done')"], lines.append, 30.0) == 0
