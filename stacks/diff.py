@@ -376,6 +376,7 @@ def diff_stacks_against_ref(
     with tempfile.TemporaryDirectory(prefix="stacks-diff-") as scratch:
         base_out = Path(scratch) / "base-{stack}.json"
         head_out = Path(head_plans or save_head or str(Path(scratch) / "head-{stack}.json"))
+        head_job: subprocess.Popen[bytes] | None = None
         try:
             base_job = plan_at_ref(ref, stacks, repo, base_out)
             head_job = _plan_job(stacks, repo, head_out) if head_plans is None else None
@@ -404,6 +405,9 @@ def diff_stacks_against_ref(
                 for stack in stacks
             }
         finally:
+            if head_job is not None and head_job.poll() is None:  # the base failed: stop planning the head
+                head_job.kill()
+                head_job.wait()
             subprocess.run(
                 [
                     "git",
