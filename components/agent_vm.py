@@ -46,8 +46,9 @@ def agent_names(vm_name: str, agent_count: int) -> list[str]:
 def render_cloud_init(vm_name: str, install: AgentInstall, pat: str) -> str:
     """The cloud-config that installs and registers the agents.
 
-    The PAT lives only in a root-only script that cloud-init runs once and then shreds; the caller must
-    pass the result to Azure as a Pulumi secret.
+    The PAT sits in a root-only script that cloud-init runs once and then shreds, but also stays in the
+    root-only copies of the VM's custom data (waagent, cloud-init): use a short-lived, pool-scoped PAT. The
+    caller must pass the result to Azure as a Pulumi secret.
     """
     names = agent_names(vm_name, install.agent_count)
     tarball = f"vsts-agent-linux-x64-{install.agent_version}.tar.gz"

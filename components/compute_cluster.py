@@ -63,7 +63,7 @@ class ComputeClusterArgs:
 
 
 class ComputeCluster(pulumi.ComponentResource):
-    """An autoscaling AmlCompute cluster in the training subnet, without node public IPs."""
+    """An autoscaling AmlCompute cluster without node public IPs, in the workspace's managed network."""
 
     compute_name: pulumi.Output[str]
     """AML name of the compute."""

@@ -29,8 +29,8 @@ class ContainerRegistryArgs:
 
     @property
     def sku(self) -> str:
-        """Premium only where a private endpoint is needed: it is the one SKU that supports them."""
-        return "Basic" if self.public_network_access else "Premium"
+        """Premium where a private endpoint or closed public access needs it (the one SKU with either)."""
+        return "Premium" if self.private_endpoint is not None or not self.public_network_access else "Basic"
 
 
 class ContainerRegistry(pulumi.ComponentResource):

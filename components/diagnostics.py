@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_azure_native.monitor as monitor
 
@@ -17,9 +19,12 @@ def send_diagnostics(
     parent: pulumi.Resource,
     *,
     logs: bool = True,
-    metrics: bool = True,
+    metric_categories: Sequence[str] = ("AllMetrics",),
 ) -> pulumi.CustomResource:
-    """Declare a diagnostic setting (all log categories, all metrics) on `resource_uri`, child of `parent`."""
+    """Declare a diagnostic setting (all log categories, the metric categories) on `resource_uri`.
+
+    Storage accounts and their services refuse "AllMetrics"; they take "Transaction" and "Capacity".
+    """
     return monitor.DiagnosticSetting(
         resource_name,
         name=DIAGNOSTIC_SETTING_NAME,
@@ -28,8 +33,10 @@ def send_diagnostics(
         # Resource-specific tables are cheaper to query and are the default for new workspaces.
         log_analytics_destination_type="Dedicated",
         logs=[monitor.DiagnosticsLogSettingsArgs(category_group="allLogs", enabled=True)] if logs else None,
-        metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)]
-        if metrics
-        else None,
+        metrics=[
+            monitor.DiagnosticsMetricSettingsArgs(category=category, enabled=True)
+            for category in metric_categories
+        ]
+        or None,
         opts=child_opts(parent),
     )

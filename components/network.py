@@ -11,8 +11,6 @@ import pulumi_azure_native.privatedns as privatedns
 from components.common import CommonArgs, child_opts
 from components.private_endpoint import PrivateEndpointArgs, all_private_dns_zones
 
-SUBNET_ROLES = ("training", "aks", "agents", "private-endpoints")
-
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -122,7 +120,7 @@ class Network(pulumi.ComponentResource):
                 opts=child_opts(self, common.protect, depends_on=previous),
             )
             previous = [subnet]
-            subnet_ids[role] = subnet.id.apply(lambda value: value or "")
+            subnet_ids[role] = subnet.id
         return subnet_ids
 
     def _dns_zones(

@@ -11,6 +11,9 @@ from components.common import CommonArgs, child_opts
 from components.diagnostics import send_diagnostics
 from components.private_endpoint import PrivateEndpointArgs, add_private_endpoint
 
+STORAGE_METRICS = ("Transaction", "Capacity")
+"""The metric categories storage accounts and blob services accept (they refuse "AllMetrics")."""
+
 
 @dataclass(frozen=True)
 class StorageAccountArgs:
@@ -96,9 +99,20 @@ class StorageAccount(pulumi.ComponentResource):
                 )
         if args.diagnostics_workspace_id is not None:
             send_diagnostics(
-                f"{name}-diagnostics", account.id, args.diagnostics_workspace_id, self, logs=False
+                f"{name}-diagnostics",
+                account.id,
+                args.diagnostics_workspace_id,
+                self,
+                logs=False,
+                metric_categories=STORAGE_METRICS,
             )
-            send_diagnostics(f"{name}-blob-diagnostics", blob_service.id, args.diagnostics_workspace_id, self)
+            send_diagnostics(
+                f"{name}-blob-diagnostics",
+                blob_service.id,
+                args.diagnostics_workspace_id,
+                self,
+                metric_categories=STORAGE_METRICS,
+            )
         self.account_name = account.name
         self.account_id = account.id
         self.register_outputs({"account_name": self.account_name, "account_id": self.account_id})

@@ -196,19 +196,26 @@ def test_storage_account_security_baseline(public: bool) -> None:
     groups = sorted(e.inputs["privateLinkServiceConnections"][0]["groupIds"][0] for e in endpoints)
     assert groups == ([] if public else ["blob", "file"])
     assert diagnostics_targets(recording) == [LA_ID, LA_ID]
+    for setting in recording.of_type("azure-native:monitor:DiagnosticSetting"):
+        # Storage refuses the "AllMetrics" category that other resource types take.
+        assert [metric["category"] for metric in setting.inputs["metrics"]] == ["Transaction", "Capacity"]
     assert_children_parented(recording, component(recording, "aml-platform:data:StorageAccount"))
 
 
-@pytest.mark.parametrize(("public", "sku"), [(True, "Basic"), (False, "Premium")])
-def test_container_registry_admin_off_and_premium_only_when_private(public: bool, sku: str) -> None:
+@pytest.mark.parametrize(
+    ("public", "endpoint", "sku"), [(True, False, "Basic"), (False, True, "Premium"), (True, True, "Premium")]
+)
+def test_container_registry_admin_off_and_premium_only_when_private(
+    public: bool, endpoint: bool, sku: str
+) -> None:
     args = ContainerRegistryArgs(
-        common(), "crtest", public_network_access=public, private_endpoint=None if public else placement()
+        common(), "crtest", public_network_access=public, private_endpoint=placement() if endpoint else None
     )
     recording = record(lambda: ContainerRegistry("registry", args))
     registry = recording.one("azure-native:containerregistry:Registry").inputs
     assert registry["adminUserEnabled"] is False and registry["sku"] == {"name": sku}
     assert registry["publicNetworkAccess"] == ("Enabled" if public else "Disabled")
-    assert len(recording.of_type("azure-native:network:PrivateEndpoint")) == (0 if public else 1)
+    assert len(recording.of_type("azure-native:network:PrivateEndpoint")) == (1 if endpoint else 0)
 
 
 def test_key_vault_rbac_purge_protection_and_90_days_soft_delete() -> None:
