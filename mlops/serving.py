@@ -289,10 +289,11 @@ def smoke_test(
             detail = f"HTTP {status}: {body[:300].decode(errors='replace')}"
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
             continue
-        return _verdict(status, body, rows, expected_range)
+        return verdict(status, body, rows, expected_range)
 
 
-def _verdict(status: int, body: bytes, rows: int, expected_range: tuple[float, float]) -> SmokeResult:
+def verdict(status: int, body: bytes, rows: int, expected_range: tuple[float, float]) -> SmokeResult:
+    """The smoke-test verdict on one scoring response (shared by the local and Azure backends)."""
     text = body.decode(errors="replace")
     if status != 200:
         return SmokeResult(False, status, f"HTTP {status}: {text[:300]}")

@@ -618,9 +618,10 @@ def test_failed_smoke_test_reports_status_without_the_key(arm: FakeArm, tmp_path
 @pytest.mark.parametrize(
     ("payload", "problem"),
     [
-        ({"predictions": [1.0]}, "expected 2 predictions, got 1"),
-        ({"predictions": [1.0, "x"]}, "non-numeric"),
-        ({"result": [1.0, 2.0]}, "no 'predictions' list"),
+        ({"predictions": [1.0]}, "1 predictions for 2 rows"),
+        ({"predictions": [1.0, "x"]}, "prediction 1 is 'x', not a finite number"),
+        ({"result": [1.0, 2.0]}, 'the response is not {"predictions": [...]}'),
+        ({"predictions": [1.0, -1e9]}, "outside the expected range"),
     ],
 )
 def test_wrong_predictions_fail_the_smoke_test(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import subprocess
@@ -32,6 +31,7 @@ from mlops.backends.base import (
     TransientBackendError,
 )
 from mlops.retry import (
+    TRANSIENT_STATUSES,
     DeadlineExceeded,
     RetryExhausted,
     RetryPolicy,
@@ -41,6 +41,7 @@ from mlops.retry import (
     status_of,
     wait_until,
 )
+from mlops.serving import sample_row_count, verdict
 from mlops.stack_outputs import StackOutputs, StackOutputsError, load_stack_outputs
 
 T = TypeVar("T")
@@ -54,6 +55,8 @@ MAX_RESUBMITS = 20
 CODE_SUFFIXES = (".py",)
 DEFAULT_POLICY = RetryPolicy()
 ENDPOINT_DEADLINE_S = 1800.0
+SMOKE_RANGE = (0.0, 500.0)
+"""Plausible taxi fares in dollars: a smoke-tested deployment must predict within this range (as locally)."""
 """Endpoint create/update, traffic shifts and deletes: ARM operations that take minutes, not hours."""
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
@@ -171,28 +174,6 @@ def redact(text: str, secrets: Sequence[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return _BEARER.sub(r"\1***", text)
-
-
-def check_predictions(body: Any, rows: int) -> str | None:
-    """Why a scoring response is wrong; None when 'predictions' holds `rows` finite numbers."""
-    predictions = body.get("predictions") if isinstance(body, dict) else body
-    if not isinstance(predictions, list):
-        return f"response has no 'predictions' list: {str(body)[:200]}"
-    if len(predictions) != rows:
-        return f"expected {rows} predictions, got {len(predictions)}"
-    bad = [p for p in predictions if not isinstance(p, int | float) or not math.isfinite(p)]
-    return f"non-numeric or non-finite predictions: {bad[:3]}" if bad else None
-
-
-def sample_rows(request_sample: Path) -> int:
-    """Rows in a request sample `{"input_data": [...]}` (list of rows, or pandas split orient)."""
-    payload = json.loads(request_sample.read_text(encoding="utf-8"))
-    data = payload.get("input_data") if isinstance(payload, dict) else None
-    if isinstance(data, dict):
-        data = data.get("data")
-    if not isinstance(data, list):
-        raise BackendError(f'{request_sample}: expected {{"input_data": [[...], ...]}}, found no row list')
-    return len(data)
 
 
 def csv_rows(path: Path) -> int:
@@ -742,7 +723,10 @@ class AzureBackend:
             raise BackendError(f"{late}; re-run the hook to resume") from None
 
     def smoke_test(self, endpoint: str, deployment: str, request_sample: Path) -> SmokeResult:
-        rows = sample_rows(request_sample)
+        try:
+            rows = sample_row_count(json.loads(request_sample.read_text(encoding="utf-8")))
+        except ValueError as problem:
+            raise BackendError(f"{request_sample}: {problem}") from None
         if self.dry_run:
             self._plan("smoke", f"{endpoint}/{deployment}", f"would POST {rows} rows with the endpoint key")
             return SmokeResult(ok=True, status=None, detail="dry run: not sent")
@@ -766,7 +750,8 @@ class AzureBackend:
             )
         except BackendError as error:
             return SmokeResult(ok=False, status=None, detail=str(error))
-        return _smoke_verdict(response, rows, self._secrets)
+        result = verdict(response.status_code, response.text.encode(), rows, SMOKE_RANGE)
+        return replace(result, detail=redact(result.detail, self._secrets))
 
     def _post(self, url: str, **kwargs: Any) -> Any:
         if self._http_post is not None:
@@ -905,7 +890,7 @@ def _same_model(model: Any, spec: DeploymentSpec) -> bool:
 
 def _raise_for_transient(response: Any) -> Any:
     """Turn a retryable HTTP status into an exception our retry sees; other statuses are judged later."""
-    if response.status_code in (429, 500, 502, 503, 504):
+    if response.status_code in TRANSIENT_STATUSES:
         raise _HttpStatusError(response)
     return response
 
@@ -917,20 +902,3 @@ class _HttpStatusError(Exception):
         super().__init__(f"scoring returned HTTP {response.status_code}")
         self.response = response
         self.status_code = response.status_code
-
-
-def _smoke_verdict(response: Any, rows: int, secrets: Sequence[str]) -> SmokeResult:
-    status = response.status_code
-    if status != 200:
-        return SmokeResult(
-            ok=False, status=status, detail=redact(f"HTTP {status}: {response.text[:300]}", secrets)
-        )
-    try:
-        body = response.json()
-    except ValueError:
-        return SmokeResult(ok=False, status=status, detail=f"response is not JSON: {response.text[:200]!r}")
-    problem = check_predictions(body, rows)
-    if problem:
-        return SmokeResult(ok=False, status=status, detail=problem)
-    predictions = body["predictions"] if isinstance(body, dict) else body
-    return SmokeResult(ok=True, status=status, detail=f"{rows} predictions", predictions=tuple(predictions))
