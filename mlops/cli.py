@@ -106,7 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _reject_foreign_flags(args)
         return deploy_local(args) if args.target == "local" else deploy_azure(args)
     except KeyboardInterrupt:
-        print("interrupted; local servers this run started were stopped", file=sys.stderr)
+        stopped = (
+            "local servers this run started were stopped"
+            if getattr(args, "target", None) == "local"
+            else "Azure operations already submitted go on; re-run to attach to them"
+        )
+        print(f"interrupted; {stopped}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
         code = exit_code(error)

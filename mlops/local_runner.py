@@ -26,7 +26,6 @@ from mlops.pipeline_spec import (
     StepOutput,
     StepSpec,
     check_inputs,
-    check_pipeline,
     load_pipeline,
 )
 
@@ -230,10 +229,7 @@ def run_pipeline(
     step_timeout_s: float = 1800,
 ) -> PipelineRun:
     """Run every step of `pipeline` in dependency order; StepFailed stops the run at the first failure."""
-    problems = check_pipeline(pipeline)
-    if problems:
-        raise PipelineSpecError(problems)
-    spec = load_pipeline(pipeline)
+    spec = load_pipeline(pipeline)  # raises PipelineSpecError listing every problem
     values = _input_values(spec, inputs)
     workdir = Path(workdir).resolve()
     run_env = {**os.environ, **(env or {})}

@@ -323,9 +323,12 @@ def run_batch_scoring(
     # The driver lives in this package: put the repository root on the child's path.
     repo_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
-    completed = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=timeout_s, cwd=script.resolve().parent
-    )
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=timeout_s, cwd=script.resolve().parent
+        )
+    except subprocess.TimeoutExpired:
+        raise ServingError(f"batch scoring with {script} ran over its {timeout_s:.0f} s deadline") from None
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.splitlines()[-LOG_TAIL_LINES:])
         raise ServingError(f"batch scoring with {script} failed (exit {completed.returncode}):\n{tail}")

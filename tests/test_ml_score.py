@@ -480,3 +480,14 @@ def test_run_batch_scoring_reports_the_failing_file(model_dir: Path, tmp_path: P
 
     with pytest.raises(ServingError, match="broken.csv: missing columns"):
         run_batch_scoring(BATCH_SCRIPT, model_dir, [bad], tmp_path / "predictions.csv")
+
+
+def test_run_batch_scoring_stops_at_its_deadline(model_dir: Path, tmp_path: Path) -> None:
+    slow = tmp_path / "slow_score.py"
+    slow.write_text(
+        "import time\n\n\ndef init():\n    time.sleep(30)\n\n\ndef run(mini_batch):\n    return []\n"
+    )
+    inputs = [write_trips(tmp_path / "a.csv", 2, 0)]
+
+    with pytest.raises(ServingError, match="ran over its 1 s deadline"):
+        run_batch_scoring(slow, model_dir, inputs, tmp_path / "predictions.csv", timeout_s=1.0)

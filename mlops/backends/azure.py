@@ -606,14 +606,11 @@ class AzureBackend:
             return json.loads(found[0].read_text(encoding="utf-8"))
 
     def champion_version(self, model_name: str) -> str | None:
-        """The version tagged champion, else the newest: register only registers what beat the champion."""
+        """The newest registered version: register.py registers only what beat the champion, so the newest
+        version is the champion. (Whether AML's MLflow registry keeps the `champion` alias is unverified
+        offline, so it is not read here.)"""
         models = self._call(f"model {model_name}", lambda: list(self._client.models.list(name=model_name)))
-        tagged = [
-            m.version
-            for m in models
-            if (m.tags or {}).get("alias") == "champion" or "champion" in (m.tags or {})
-        ]
-        versions = tagged or [m.version for m in models]
+        versions = [m.version for m in models]
         if not versions:
             return None
         return max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0, v))

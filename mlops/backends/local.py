@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from mlops.src.gate import CHAMPION_ALIAS
 from mlops.backends.base import (
     AssetRef,
     BackendError,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 MLOPS = Path(__file__).resolve().parent.parent
 ONLINE_SCRIPT = MLOPS / "azureml" / "deploy" / "online" / "score.py"
 BATCH_SCRIPT = MLOPS / "azureml" / "deploy" / "batch" / "batch_score.py"
-CHAMPION_ALIAS = "champion"
 
 
 def content_hash(path: Path) -> str:
@@ -379,7 +379,7 @@ class LocalBackend:
         model_dir = self._download_model(model_name, model_version)
         output = self.workdir / "batch" / endpoint / deployment / "predictions.csv"
         output.parent.mkdir(parents=True, exist_ok=True)
-        rows = run_batch_scoring(BATCH_SCRIPT, model_dir, [sample], output)
+        rows = run_batch_scoring(BATCH_SCRIPT, model_dir, [sample], output, timeout_s=deadline_s)
         return BatchResult("Completed", rows, str(output))
 
     def close(self) -> None:

@@ -43,7 +43,7 @@ def champion_version(client: MlflowClient, model_name: str) -> ModelVersion | No
 
 
 def predict(model_uri: str, test: pd.DataFrame) -> np.ndarray:
-    """Predict through pyfunc, the path the scoring servers take (signature checks included)."""
+    """Predict through pyfunc, so the model's own signature contract is enforced on the test set."""
     model = mlflow.pyfunc.load_model(model_uri)
     return np.asarray(model.predict(test[list(FEATURES)]), dtype="float64")
 
