@@ -193,13 +193,18 @@ def deploy_local(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _given_data(args: argparse.Namespace) -> Path | None:
+    """The --data file, resolved; a missing file is a usage error before anything else runs."""
+    if args.data is None:
+        return None
+    if not args.data.is_file():
+        raise UsageError(f"--data {args.data}: no such file; give a taxi CSV (see mlops/src/taxi_schema.py)")
+    return args.data.resolve()
+
+
 def _training_data(args: argparse.Namespace, workdir: Path, progress: Progress) -> Path | None:
     if args.data is not None:
-        if not args.data.is_file():
-            raise UsageError(
-                f"--data {args.data}: no such file; give a taxi CSV (see mlops/src/taxi_schema.py)"
-            )
-        return args.data.resolve()
+        return _given_data(args)
     if args.model_version or args.skip_training:
         return None
     rows = args.rows or DEFAULT_ROWS
@@ -232,7 +237,7 @@ def deploy_azure(args: argparse.Namespace) -> int:
             "--target azure needs --data CSV for training (or --model-version N / --skip-training)"
         )
     progress = Progress()
-    data = args.data.resolve() if args.data else None
+    data = _given_data(args)
     backend = AzureBackend.from_cli(
         stack=args.stack, outputs=args.outputs, dry_run=args.dry_run, log=progress.note
     )

@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops.src.taxi_features import AIRPORTS, MANHATTAN_NORTH, MANHATTAN_SOUTH, haversine_miles, in_manhattan
+from mlops.src.taxi_features import (
+    AIRPORTS,
+    MANHATTAN_NORTH,
+    MANHATTAN_SOUTH,
+    haversine_miles,
+    in_manhattan,
+    near,
+)
 from mlops.src.taxi_schema import FEATURE_SPECS, FEATURES, TARGET, TaxiDataError, load_taxi_csv
 
 SAMPLES_DIR = Path(__file__).parent / "data"
@@ -165,19 +172,10 @@ def _fare(
 def _jfk_manhattan(
     pickup: tuple[np.ndarray, np.ndarray], dropoff: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
-    def at_jfk(point: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        jfk = AIRPORTS["jfk"]
-        return (
-            haversine_miles(
-                point[0],
-                point[1],
-                np.full_like(point[0], jfk.latitude),
-                np.full_like(point[1], jfk.longitude),
-            )
-            <= jfk.radius_miles
-        )
-
-    return (at_jfk(pickup) & (in_manhattan(*dropoff) > 0)) | (at_jfk(dropoff) & (in_manhattan(*pickup) > 0))
+    jfk = AIRPORTS["jfk"]
+    return ((near(*pickup, jfk) > 0) & (in_manhattan(*dropoff) > 0)) | (
+        (near(*dropoff, jfk) > 0) & (in_manhattan(*pickup) > 0)
+    )
 
 
 def _time_parts(prefix: str, times: pd.DatetimeIndex) -> dict[str, np.ndarray]:

@@ -174,3 +174,20 @@ def test_cli_dry_run_prints_the_plan_and_exits_zero(
     for step in ("environment", "data", "compute", "training", "deployment", "traffic", "batch"):
         assert f"plan: {step}" in printed.err
     assert "== deploy summary ==" in printed.out
+
+
+@pytest.mark.parametrize("target", ["azure", "local"])
+def test_missing_data_file_is_a_usage_error_before_any_call(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops import cli
+
+    extra = (
+        ["--outputs", str(tmp_path / "never-read.json")]
+        if target == "azure"
+        else ["--workdir", str(tmp_path)]
+    )
+    code = cli.main(["deploy", "--target", target, "--data", str(tmp_path / "typo.csv"), *extra])
+
+    assert code == 2
+    assert "typo.csv: no such file" in capsys.readouterr().err
