@@ -57,6 +57,12 @@ def add_private_endpoint(
     parent: pulumi.Resource,
 ) -> network.PrivateEndpoint:
     """Declare a private endpoint to `target_id` (sub-resource `group_id`), registered in its DNS zones."""
+    missing = [zone for zone in zones_for(group_id) if zone not in placement.dns_zone_ids]
+    if missing:
+        raise ValueError(
+            f"private endpoint {endpoint_name} ({group_id}) needs the private DNS zones {missing}; the network "
+            "creates them only with NetworkArgs.private_endpoints=True"
+        )
     endpoint = network.PrivateEndpoint(
         resource_name,
         private_endpoint_name=endpoint_name,

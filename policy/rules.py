@@ -173,6 +173,15 @@ def environment_of(props: Mapping[str, Any], fallback: str) -> Environment:
     return "dev" if (tagged or fallback) == "dev" else "prod"
 
 
+def stack_environment(resources: Sequence[Any]) -> Environment:
+    """A stack's environment as its resources' rules see it: their one `environment` tag, else the stack
+    name from the URNs (so a stack named `dev-alice` with environment=dev is judged as dev), else prod."""
+    tags = {get(r.props, "tags.environment") for r in resources} - {None}
+    stacks = {stack_of_urn(str(r.urn)) for r in resources} - {""}
+    fallback = stacks.pop() if len(stacks) == 1 else "prod"
+    return environment_of({"tags": {"environment": tags.pop()}} if len(tags) == 1 else {}, fallback)
+
+
 def get(props: Any, path: str) -> Any:
     """The value at a dotted path of camelCase keys, or None where any step is missing."""
     value = props
@@ -960,8 +969,7 @@ class StackRule:
 
         def validate(args: Any, report: Report) -> None:
             resources = [(r.resource_type, r.name, r.props) for r in args.resources]
-            stacks = {stack_of_urn(str(r.urn)) for r in args.resources} - {""}
-            environment = environment_of({}, stacks.pop() if len(stacks) == 1 else "prod")
+            environment = stack_environment(args.resources)
             if self.level(environment) == level:
                 for message in self.violations(resources):
                     report(message)

@@ -28,10 +28,10 @@ def plan_environment(plan: Mapping[str, Any]) -> str:
 def check_plan(plan: Mapping[str, Any]) -> list[ResourceFinding]:
     """Every violation in the plan, mandatory first; components are skipped (they hold no Azure state)."""
     environment = plan_environment(plan)
+    custom = [resource for resource in plan.get("resources", []) if resource.get("custom", True)]
     findings = [
         ResourceFinding(resource["type"], resource["name"], finding.rule, finding.level, finding.message)
-        for resource in plan.get("resources", [])
-        if resource.get("custom", True)
+        for resource in custom
         for finding in evaluate(
             resource["type"],
             resource.get("inputs") or {},
@@ -39,7 +39,6 @@ def check_plan(plan: Mapping[str, Any]) -> list[ResourceFinding]:
             stack_environment=environment,
         )
     ]
-    custom = [r for r in plan.get("resources", []) if r.get("custom", True)]
     stack_wide = evaluate_stack([(r["type"], r["name"], r.get("inputs") or {}) for r in custom], environment)
     findings += [
         ResourceFinding("(stack)", str(plan.get("stack")), f.rule, f.level, f.message) for f in stack_wide

@@ -13,6 +13,7 @@ from stacks.model import (
     AksSettings,
     ComputeSettings,
     DevOpsSettings,
+    SECRET_MASK,
     NetworkSettings,
     Secret,
     StackConfig,
@@ -76,7 +77,7 @@ class _Reader:
 
     def shown(self, name: str) -> str | None:
         value = self.raw(name)
-        return "[secret]" if value is not None and KEYS_BY_NAME[name].secret else value
+        return SECRET_MASK if value is not None and KEYS_BY_NAME[name].secret else value
 
     def fail(self, name: str, message: str) -> None:
         self.problems.append(Problem(self.key(name), self.shown(name), message))
@@ -209,7 +210,7 @@ def _check_unknown_keys(reader: _Reader) -> None:
             reader.problems.append(
                 Problem(
                     key,
-                    "[secret]" if key in reader.secret_keys else reader.values[key],
+                    SECRET_MASK if key in reader.secret_keys else reader.values[key],
                     "is not a known config key (typo?); see the README config reference or Pulumi.yaml",
                 )
             )

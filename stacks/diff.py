@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
+from stacks.model import SECRET_MASK
 from stacks.replacement import loses_data, replaces
 
 Action = Literal["create", "delete", "update", "replace"]
-SECRET_MASK = "[secret]"
 # Values under these keys are shown masked even when a plan carries them in plaintext (crafted or old plans).
 SECRET_KEY = re.compile(
     r"(password|secret|secretvalue|token|pat|personalaccesstoken|privatekey|serviceprincipalkey|"

@@ -12,7 +12,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 
-SECRET_MASK = "[secret]"
+from stacks.model import SECRET_MASK
+
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000001"
 TENANT_ID = "00000000-0000-0000-0000-00000000000a"
 CLIENT_ID = "00000000-0000-0000-0000-0000000000c1"

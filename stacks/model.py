@@ -10,6 +10,9 @@ ComputePriority = Literal["Dedicated", "LowPriority"]
 ServiceConnectionAuth = Literal["WorkloadIdentityFederation", "ServicePrincipal"]
 IsolationMode = Literal["AllowInternetOutbound", "AllowOnlyApprovedOutbound"]
 
+SECRET_MASK = "[secret]"
+"""What a secret value is shown as in errors, plans and diffs (policy/rules.py keeps an equal copy)."""
+
 
 class Secret:
     """A config value that must only ever reach Pulumi as a secret; its repr never shows the value."""

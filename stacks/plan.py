@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from stacks.model import SECRET_MASK
 from stacks.schema import KEYS_BY_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ def run_plan(stack_in: StackInput) -> dict[str, Any]:
         "project": stack_in.project,
         "stack": stack_in.stack,
         "config": {
-            key: "[secret]" if key in stack_in.secret_keys else value
+            key: SECRET_MASK if key in stack_in.secret_keys else value
             for key, value in sorted(stack_in.values.items())
         },
         "resources": [

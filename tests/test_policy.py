@@ -476,12 +476,40 @@ class _StackArgs:
 def test_crossguard_stack_policy_uses_the_stack_environment(
     stack: str, level: r.Enforcement, reported: bool
 ) -> None:
+    # Untagged resources: the environment falls back to the stack name in their URNs.
     args = _StackArgs(
         [
-            _Args(kind, props, f"urn:pulumi:{stack}::p::{kind}::{name}", name=name)
+            _Args(
+                kind,
+                {k: v for k, v in props.items() if k != "tags"},
+                f"urn:pulumi:{stack}::p::{kind}::{name}",
+                name=name,
+            )
             for kind, name, props in _stack(None, subnet=False)
         ]
     )
     messages: list[str] = []
     r.STACK_RULES[0].validator(level)(args, lambda message, urn=None: messages.append(message))
     assert bool(messages) is reported
+
+
+def test_policy_pack_masks_secrets_as_the_plan_does() -> None:
+    # The pack runs on its own (no stacks import), so it keeps a copy of the mask the plan writes.
+    from stacks.model import SECRET_MASK
+
+    assert r.SECRET_MASK == SECRET_MASK
+
+
+def test_crossguard_stack_policy_takes_the_environment_tag_over_the_stack_name() -> None:
+    resources = []
+    for kind, name, props in _stack(None, subnet=False):
+        tagged = {**props, "tags": {"environment": "dev"}}
+        resources.append(_Args(kind, tagged, f"urn:pulumi:dev-alice::p::{kind}::{name}", name=name))
+    messages: list[str] = []
+    r.STACK_RULES[0].validator("advisory")(
+        _StackArgs(resources), lambda message, urn=None: messages.append(message)
+    )
+    r.STACK_RULES[0].validator("mandatory")(
+        _StackArgs(resources), lambda message, urn=None: messages.append("!")
+    )
+    assert messages and "!" not in messages
