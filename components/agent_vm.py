@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.compute as compute
-import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.network as network
 
-from components.common import CommonArgs, child_opts
+from components.common import CommonArgs, child_opts, user_identity
 
 AGENT_VERSION = "4.270.0"
 AGENT_USER = "azagent"
@@ -133,14 +132,7 @@ class AgentVm(pulumi.ComponentResource):
     def __init__(self, name: str, args: AgentVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aml-platform:devops:AgentVm", name, None, opts)
         common = args.common
-        identity = managedidentity.UserAssignedIdentity(
-            f"{name}-identity",
-            resource_name_=args.identity_name,
-            resource_group_name=common.resource_group_name,
-            location=common.location,
-            tags=common.tags_with(),
-            opts=child_opts(self),
-        )
+        identity = user_identity(f"{name}-identity", args.identity_name, common, self)
         nic = network.NetworkInterface(
             f"{name}-nic",
             network_interface_name=f"nic-{args.vm_name}",

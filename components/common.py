@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import pulumi
+
+if TYPE_CHECKING:
+    import pulumi_azure_native.managedidentity as managedidentity
 
 # Fixed namespace: role assignment names (Azure resource names) stay stable across runs and machines.
 ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("6f1c7e52-8a0e-4d5e-9a51-3b0c2f8b7a10")
@@ -107,5 +110,21 @@ def assign_role(
         principal_id=grant.principal_id,
         principal_type="ServicePrincipal",
         role_definition_id=role_definition_id(subscription_id, grant.role),
+        opts=child_opts(parent),
+    )
+
+
+def user_identity(
+    resource_name: str, identity_name: str, common: CommonArgs, parent: pulumi.Resource
+) -> managedidentity.UserAssignedIdentity:
+    """A user-assigned managed identity in the component's group, location and tags, child of `parent`."""
+    import pulumi_azure_native.managedidentity as managedidentity  # deferred, as in assign_role
+
+    return managedidentity.UserAssignedIdentity(
+        resource_name,
+        resource_name_=identity_name,
+        resource_group_name=common.resource_group_name,
+        location=common.location,
+        tags=common.tags_with(),
         opts=child_opts(parent),
     )

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azuredevops as azuredevops
 
-from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts
+from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts, user_identity
 
 WORKLOAD_IDENTITY_FEDERATION = "WorkloadIdentityFederation"
 SERVICE_PRINCIPAL = "ServicePrincipal"
@@ -88,14 +88,7 @@ class ServiceConnection(pulumi.ComponentResource):
 
     def _federated(self, name: str, args: ServiceConnectionArgs) -> azuredevops.ServiceEndpointAzureRM:
         common = args.common
-        identity = managedidentity.UserAssignedIdentity(
-            f"{name}-identity",
-            resource_name_=args.identity_name,
-            resource_group_name=common.resource_group_name,
-            location=common.location,
-            tags=common.tags_with(),
-            opts=child_opts(self),
-        )
+        identity = user_identity(f"{name}-identity", args.identity_name, common, self)
         endpoint = self._endpoint(
             name,
             args,

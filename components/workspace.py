@@ -6,9 +6,16 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.machinelearningservices as ml
-import pulumi_azure_native.managedidentity as managedidentity
 
-from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts, principal_id_of
+from components.common import (
+    BuiltInRole,
+    CommonArgs,
+    RoleGrant,
+    assign_role,
+    child_opts,
+    principal_id_of,
+    user_identity,
+)
 from components.attachments import attach_endpoint_and_diagnostics
 from components.private_endpoint import PrivateEndpointArgs
 
@@ -125,14 +132,7 @@ class Workspace(pulumi.ComponentResource):
             tags=common.tags_with(),
             opts=child_opts(self, common.protect),
         )
-        compute_identity = managedidentity.UserAssignedIdentity(
-            f"{name}-compute-identity",
-            resource_name_=args.compute_identity_name,
-            resource_group_name=common.resource_group_name,
-            location=common.location,
-            tags=common.tags_with(),
-            opts=child_opts(self),
-        )
+        compute_identity = user_identity(f"{name}-compute-identity", args.compute_identity_name, common, self)
         self.workspace_name = workspace.name
         self.workspace_id = workspace.id
         self.principal_id = principal_id_of(workspace.identity)
