@@ -78,10 +78,17 @@ def _jsonl_records(folder: Path) -> list[dict]:
     return records
 
 
+def collection_folders(root: Path) -> list[Path]:
+    """The collection folders (holding model_inputs/) at or under `root`: one per deployment locally."""
+    return sorted({inputs.parent for inputs in root.rglob(INPUTS) if inputs.is_dir()})
+
+
 def load_collection(root: Path) -> Production:
-    """Production traffic from a data collection folder (holding model_inputs/ and model_outputs/)."""
-    inputs = _jsonl_records(root / INPUTS)
-    outputs = {record["correlationid"]: record for record in _jsonl_records(root / OUTPUTS)}
+    """Production traffic from a data collection folder, or from every collection folder under it."""
+    inputs, outputs = [], {}
+    for folder in collection_folders(root):
+        inputs += _jsonl_records(folder / INPUTS)
+        outputs |= {record["correlationid"]: record for record in _jsonl_records(folder / OUTPUTS)}
     if not inputs:
         raise MonitorError(
             f"{root} holds no collected requests ({INPUTS}/**/*.jsonl); send traffic to the local "
@@ -97,10 +104,9 @@ def load_collection(root: Path) -> Production:
         else:
             predictions.extend([np.nan] * len(record["data"]))
     frame = pd.DataFrame(rows)
-    timeline = pd.DataFrame(requests)
-    if not timeline.empty:
-        timeline["time"] = pd.to_datetime(timeline["time"], utc=True)
-        timeline = timeline.sort_values("time", ignore_index=True)
+    timeline = pd.DataFrame(requests, columns=["time", "latency_ms"])
+    timeline["time"] = pd.to_datetime(timeline["time"], utc=True)
+    timeline = timeline.sort_values("time", ignore_index=True)
     return Production(f"collection {root}", frame, pd.Series(predictions, name=PREDICTION), timeline)
 
 
