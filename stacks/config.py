@@ -11,10 +11,12 @@ from typing import Any, Mapping
 from stacks.model import (
     AgentVmSettings,
     AksSettings,
+    AlertSettings,
     ComputeSettings,
     DevOpsSettings,
     SECRET_MASK,
     NetworkSettings,
+    PrometheusSettings,
     Secret,
     StackConfig,
 )
@@ -31,6 +33,7 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 DEVOPS_ORG = re.compile(r"^https://dev\.azure\.com/[A-Za-z0-9][A-Za-z0-9-]{0,48}/?$")
 SERVICE_CONNECTION_AUTHS = ("WorkloadIdentityFederation", "ServicePrincipal")
 PRIORITIES = ("Dedicated", "LowPriority")
+EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,9 @@ def parse_config(
     agent_vm = _agent_vm(reader, devops_enabled=devops is not None)
     retention = reader.integer("logRetentionDays", profile.log_retention_days, 30, 730)
     hook = reader.boolean("postDeployHook", False)
+    alerts = _alerts(reader, profile)
+    prometheus = _prometheus(reader, aks_enabled=aks is not None)
+    drift_threshold = _drift_threshold(reader)
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
         _check_names(reader, names, postfix, environment)
@@ -200,6 +206,9 @@ def parse_config(
         agent_vm=agent_vm,
         devops=devops,
         post_deploy_hook=hook,
+        alerts=alerts,
+        prometheus=prometheus,
+        drift_threshold=drift_threshold,
     )
 
 
@@ -403,6 +412,72 @@ def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:
     return AgentVmSettings(vm_size, count, user, (key or "").strip())
 
 
+def _json_strings(reader: _Reader, name: str, pattern: re.Pattern[str], form: str) -> tuple[str, ...]:
+    """A config list of strings each matching `pattern` (a YAML list in the stack file)."""
+    value = reader.raw(name)
+    if value is None:
+        return ()
+    try:
+        items = json.loads(value)
+    except json.JSONDecodeError:
+        items = None
+    if not isinstance(items, list) or not all(
+        isinstance(item, str) and pattern.match(item) for item in items
+    ):
+        reader.fail(name, f"must be a list of {form}, as a YAML list in the stack file or "
+                    f"`pulumi config set --path '{name}[0]' <value>`")  # fmt: skip
+        return ()
+    return tuple(items)
+
+
+def _alerts(reader: _Reader, profile: Any) -> AlertSettings | None:
+    enabled = reader.boolean("enableAlerts", profile.alerts_enabled)
+    emails = _json_strings(reader, "alertEmails", EMAIL, 'email addresses, e.g. ["oncall@contoso.com"]')
+    webhook = reader.string("alertWebhookUrl")
+    severity = reader.integer("alertSeverity", profile.alert_severity, 0, 4)
+    error_rate = reader.integer("alertErrorRatePercent", profile.alert_error_rate_percent, 1, 100)
+    p99 = reader.integer("alertP99LatencyMs", profile.alert_p99_latency_ms, 10, 120000)
+    quiet = reader.integer("alertNoTrafficMinutes", profile.alert_no_traffic_minutes, 5, 1440)
+    cpu = reader.integer("alertNodeCpuPercent", 80, 1, 100)
+    memory = reader.integer("alertNodeMemoryPercent", 85, 1, 100)
+    if webhook is not None and not re.match(r"^https://[^\s/]+(/\S*)?$", webhook):
+        reader.fail("alertWebhookUrl", "must be an https:// URL (the action group calls it with the alert)")
+    if not enabled:
+        return None
+    if not emails and webhook is None:
+        reader.fail("enableAlerts", "alerts need a receiver: set alertEmails (a list) or alertWebhookUrl")
+    numbers = (severity, error_rate, p99, quiet, cpu, memory)
+    if any(number is None for number in numbers):
+        return None
+    return AlertSettings(emails, Secret(webhook) if webhook else None, *numbers)  # type: ignore[arg-type]
+
+
+def _prometheus(reader: _Reader, aks_enabled: bool) -> PrometheusSettings | None:
+    enabled = reader.boolean("enablePrometheusGrafana", False)
+    admins = _json_strings(reader, "grafanaAdminObjectIds", GUID, "Entra object ids (GUIDs)")
+    if not enabled:
+        return None
+    if not aks_enabled:
+        reader.fail(
+            "enablePrometheusGrafana", "needs enableAks=true: managed Prometheus scrapes the AKS cluster"
+        )
+    return PrometheusSettings(admins)
+
+
+def _drift_threshold(reader: _Reader) -> float:
+    raw = reader.string("driftThreshold", "0.1")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 10:
+        reader.fail(
+            "driftThreshold", "must be a number above 0 and at most 10, e.g. 0.1 (Azure ML's default)"
+        )
+        return 0.1
+    return value
+
+
 def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) -> None:
     for problem in name_problems(names):
         reader.fail(
@@ -429,6 +504,7 @@ def example_values(**overrides: str | None) -> dict[str, str]:
         "enableAgentVm": "true",
         "agentSshPublicKey": EXAMPLE_SSH_KEY,
         "prodApprovers": '["4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f"]',
+        "alertEmails": '["ml-oncall@contoso.com"]',
     }
     values.update(overrides)
     return {f"{PROJECT}:{key}": value for key, value in values.items() if value is not None}

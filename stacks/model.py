@@ -121,6 +121,27 @@ class DevOpsSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Who is told, and when: the action group's receivers and the alert thresholds."""
+
+    emails: tuple[str, ...]
+    webhook_url: Secret | None
+    severity: int
+    error_rate_percent: int
+    p99_latency_ms: int
+    no_traffic_minutes: int
+    node_cpu_percent: int
+    node_memory_percent: int
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """Managed Prometheus for AKS and Azure Managed Grafana over it."""
+
+    grafana_admins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Everything one stack needs, validated and with its environment profile applied."""
 
@@ -144,3 +165,6 @@ class StackConfig:
     agent_vm: AgentVmSettings | None
     devops: DevOpsSettings | None
     post_deploy_hook: bool = False
+    alerts: AlertSettings | None = None
+    prometheus: PrometheusSettings | None = None
+    drift_threshold: float = 0.1

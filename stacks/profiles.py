@@ -24,6 +24,11 @@ class Profile:
     compute_idle_seconds: int
     compute_priority: ComputePriority
     aks_node_count: int
+    alerts_enabled: bool
+    alert_severity: int
+    alert_error_rate_percent: int
+    alert_p99_latency_ms: int
+    alert_no_traffic_minutes: int
 
 
 PROFILES: Mapping[Environment, Profile] = {
@@ -41,6 +46,12 @@ PROFILES: Mapping[Environment, Profile] = {
         compute_idle_seconds=120,
         compute_priority="LowPriority",
         aks_node_count=1,
+        # Nobody is paged for a sandbox; switched on, its alerts are informational and lenient.
+        alerts_enabled=False,
+        alert_severity=3,
+        alert_error_rate_percent=10,
+        alert_p99_latency_ms=2000,
+        alert_no_traffic_minutes=240,
     ),
     # prod: the full security baseline — private endpoints, no public access, protected state, zone-redundant.
     "prod": Profile(
@@ -56,6 +67,11 @@ PROFILES: Mapping[Environment, Profile] = {
         compute_idle_seconds=600,
         compute_priority="Dedicated",
         aks_node_count=3,
+        alerts_enabled=True,
+        alert_severity=1,
+        alert_error_rate_percent=2,
+        alert_p99_latency_ms=500,
+        alert_no_traffic_minutes=30,
     ),
 }
 

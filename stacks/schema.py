@@ -136,6 +136,54 @@ KEYS: tuple[ConfigKey, ...] = (
         "Run the ML post-deploy hook after `pulumi up` creates or updates the " "compute cluster.",
         False,
     ),
+    ConfigKey(
+        "enableAlerts",
+        # A string, like publicNetworkAccess: a boolean key cannot carry the "unset: use the profile" marker.
+        "string",
+        "Action group and alert rules (endpoint 5xx rate, p99 latency, no traffic; failed runs; cluster "
+        "and AKS nodes; model drift); dev has none unless switched on.",
+        PROFILE,
+    ),
+    ConfigKey("alertEmails", "array", "Email addresses the action group notifies.", []),
+    ConfigKey(
+        "alertWebhookUrl",
+        "string",
+        "Optional https webhook the action group calls (common alert schema); set with --secret.",
+        None,
+        secret=True,
+    ),
+    # A string: 0 is a valid severity, so the integer "unset" marker 0 cannot stand for the profile default.
+    ConfigKey("alertSeverity", "string", "Severity of the alerts, 0 (critical) to 4 (verbose).", PROFILE),
+    ConfigKey(
+        "alertErrorRatePercent",
+        "integer",
+        "Alert when more than this % of scoring requests get a 5xx.",
+        PROFILE,
+    ),
+    ConfigKey(
+        "alertP99LatencyMs", "integer", "Alert when the endpoint's p99 latency exceeds this (ms).", PROFILE
+    ),
+    ConfigKey(
+        "alertNoTrafficMinutes",
+        "integer",
+        "Alert when the endpoint served nothing for this long (5-1440).",
+        PROFILE,
+    ),
+    ConfigKey("alertNodeCpuPercent", "integer", "Alert when AKS nodes average more CPU than this %.", 80),
+    ConfigKey("alertNodeMemoryPercent", "integer", "Alert when AKS nodes' working set exceeds this %.", 85),
+    ConfigKey(
+        "driftThreshold",
+        "string",
+        "Model monitor threshold: normalized Wasserstein (numerical) and Jensen-Shannon (categorical).",
+        "0.1",
+    ),
+    ConfigKey(
+        "enablePrometheusGrafana",
+        "boolean",
+        "Azure Monitor workspace, AKS managed Prometheus and Azure Managed Grafana (needs enableAks).",
+        False,
+    ),
+    ConfigKey("grafanaAdminObjectIds", "array", "Entra object ids given Grafana Admin on the Grafana.", []),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 
