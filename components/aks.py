@@ -73,6 +73,8 @@ class AksClusterArgs:
     """Kubernetes secret with the inference router's TLS certificate; None serves HTTP inside the VNET."""
     diagnostics_workspace_id: pulumi.Input[str] | None = None
     """Log Analytics workspace receiving control plane logs and metrics; None for none."""
+    prometheus_metrics: bool = False
+    """Managed Prometheus metrics addon (azureMonitorProfile); its collection rule is ManagedPrometheus's."""
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -194,6 +196,11 @@ class AksCluster(pulumi.ComponentResource):
             ),
             addon_profiles=container_insights_addon(args.log_analytics_workspace_id),
             oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+                metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)
+            )
+            if args.prometheus_metrics
+            else None,
             security_profile=containerservice.ManagedClusterSecurityProfileArgs(
                 workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
                     enabled=True

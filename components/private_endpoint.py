@@ -17,6 +17,7 @@ PRIVATE_DNS_ZONES: Mapping[str, tuple[str, ...]] = {
     "vault": ("privatelink.vaultcore.azure.net",),
     "registry": ("privatelink.azurecr.io",),
     "amlworkspace": ("privatelink.api.azureml.ms", "privatelink.notebooks.azure.net"),
+    "grafana": ("privatelink.grafana.azure.com",),
 }
 
 

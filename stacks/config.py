@@ -20,7 +20,7 @@ from stacks.model import (
     Secret,
     StackConfig,
 )
-from stacks.naming import derive_names, max_namespace_length, name_problems
+from stacks.naming import derive_names, max_namespace_length, monitoring_names, name_problems
 from stacks.profiles import PROFILES
 from stacks.regions import AML_REGIONS
 from stacks.schema import KEYS_BY_NAME, PROJECT, unset_marker
@@ -178,7 +178,9 @@ def parse_config(
     retention = reader.integer("logRetentionDays", profile.log_retention_days, 30, 730)
     hook = reader.boolean("postDeployHook", False)
     alerts = _alerts(reader, profile)
-    prometheus = _prometheus(reader, aks_enabled=aks is not None)
+    prometheus = _prometheus(
+        reader, aks_enabled=aks is not None, grafana_name=_grafana_name(namespace, postfix, environment)
+    )
     drift_threshold = _drift_threshold(reader)
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
@@ -452,7 +454,11 @@ def _alerts(reader: _Reader, profile: Any) -> AlertSettings | None:
     return AlertSettings(emails, Secret(webhook) if webhook else None, *numbers)  # type: ignore[arg-type]
 
 
-def _prometheus(reader: _Reader, aks_enabled: bool) -> PrometheusSettings | None:
+def _grafana_name(namespace: str, postfix: str, environment: str) -> str:
+    return monitoring_names(namespace or "x", postfix or "0", environment)["grafana"]
+
+
+def _prometheus(reader: _Reader, aks_enabled: bool, grafana_name: str) -> PrometheusSettings | None:
     enabled = reader.boolean("enablePrometheusGrafana", False)
     admins = _json_strings(reader, "grafanaAdminObjectIds", GUID, "Entra object ids (GUIDs)")
     if not enabled:
@@ -460,6 +466,12 @@ def _prometheus(reader: _Reader, aks_enabled: bool) -> PrometheusSettings | None
     if not aks_enabled:
         reader.fail(
             "enablePrometheusGrafana", "needs enableAks=true: managed Prometheus scrapes the AKS cluster"
+        )
+    if len(grafana_name) > 23:
+        reader.fail(
+            "enablePrometheusGrafana",
+            f"derived Grafana name '{grafana_name}' has {len(grafana_name)} characters; Azure allows 2-23: "
+            "shorten namespace or postfix",
         )
     return PrometheusSettings(admins)
 

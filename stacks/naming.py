@@ -113,3 +113,15 @@ def max_namespace_length(postfix: str, environment: str) -> int:
             break
         longest = length
     return longest
+
+
+def monitoring_names(namespace: str, postfix: str, environment: str) -> dict[str, str]:
+    """Names of the alerting and Prometheus/Grafana resources (Grafana allows 2-23 characters)."""
+    suffix = f"{namespace}-{postfix}{environment}"
+    return {
+        "action_group": f"ag-{suffix}",
+        # Shown in notification texts; Azure allows at most 12 characters.
+        "action_group_short": f"ml{namespace}{environment}"[:12],
+        "monitor_workspace": f"amw-{suffix}",
+        "grafana": f"amg-{suffix}",
+    }

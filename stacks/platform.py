@@ -151,7 +151,84 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
         outputs.update(_inference(cfg, common, client, workspace, network, diagnostics))
     if cfg.devops is not None:
         outputs.update(_devops(cfg, common, client, group, network, outputs))
+    outputs.update(_observability(cfg, common, client, group, workspace, monitoring, placement, outputs))
     return outputs
+
+
+def _observability(
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    group: ResourceGroup,
+    workspace: Workspace,
+    monitoring: Monitoring,
+    placement: Any,
+    platform_outputs: dict[str, pulumi.Input[Any]],
+) -> dict[str, pulumi.Input[Any]]:
+    """Alerts (when on) and managed Prometheus + Grafana (when switched on), and what the hook reads of them."""
+    from components.alerts import Alerts, AlertsArgs, AlertThresholds
+    from stacks.naming import monitoring_names
+
+    names = monitoring_names(cfg.namespace, cfg.postfix, cfg.environment)
+    aks_id = platform_outputs.get("aksClusterId")
+    outputs: dict[str, pulumi.Input[Any]] = {"driftThreshold": cfg.drift_threshold}
+    if cfg.alerts is not None:
+        settings = cfg.alerts
+        alerts = Alerts(
+            "alerts",
+            AlertsArgs(
+                common,
+                action_group_name=names["action_group"],
+                action_group_short_name=names["action_group_short"],
+                emails=settings.emails,
+                webhook_url=settings.webhook_url.reveal() if settings.webhook_url else None,
+                log_analytics_workspace_id=monitoring.log_analytics_workspace_id,
+                workspace_id=workspace.workspace_id,
+                workspace_name=cfg.names.workspace,
+                endpoint_name=cfg.names.online_endpoint,
+                compute_cluster_name=cfg.names.compute_cluster,
+                online_target=_online_target(cfg),
+                aks_cluster_id=aks_id,
+                thresholds=AlertThresholds(
+                    severity=settings.severity,
+                    error_rate_percent=settings.error_rate_percent,
+                    p99_latency_ms=settings.p99_latency_ms,
+                    no_traffic_minutes=settings.no_traffic_minutes,
+                    node_cpu_percent=settings.node_cpu_percent,
+                    node_memory_percent=settings.node_memory_percent,
+                ),
+            ),
+        )
+        outputs |= {"actionGroupId": alerts.action_group_id, "alertEmails": list(settings.emails)}
+    if cfg.prometheus is not None and aks_id is not None:
+        from components.prometheus import ManagedPrometheus, ManagedPrometheusArgs
+
+        prometheus = ManagedPrometheus(
+            "prometheus",
+            ManagedPrometheusArgs(
+                common,
+                monitor_workspace_name=names["monitor_workspace"],
+                grafana_name=names["grafana"],
+                aks_cluster_id=aks_id,
+                aks_cluster_name=cfg.names.aks_cluster,
+                subscription_id=client.subscription_id,
+                resource_group_id=group.resource_group_id,
+                resource_group_key=cfg.names.resource_group,
+                private=not cfg.public_network_access and placement is not None,
+                private_endpoint=placement,
+                grafana_admins=cfg.prometheus.grafana_admins,
+            ),
+        )
+        outputs |= {
+            "azureMonitorWorkspaceId": prometheus.monitor_workspace_id,
+            "grafanaEndpoint": prometheus.grafana_endpoint,
+        }
+    return outputs
+
+
+def _online_target(cfg: StackConfig) -> str:
+    """Where the hook deploys the online endpoint; the hook deploys managed online endpoints today."""
+    return "managed"
 
 
 def _inference(
@@ -183,9 +260,14 @@ def _inference(
             node_count=aks.node_count,
             private_cluster=aks.private_cluster,
             diagnostics_workspace_id=diagnostics,
+            prometheus_metrics=cfg.prometheus is not None,
         ),
     )
-    return {"aksClusterName": cluster.cluster_name, "aksComputeName": cluster.compute_name}
+    return {
+        "aksClusterName": cluster.cluster_name,
+        "aksComputeName": cluster.compute_name,
+        "aksClusterId": cluster.cluster_id,
+    }
 
 
 def _devops(

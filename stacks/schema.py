@@ -183,7 +183,9 @@ KEYS: tuple[ConfigKey, ...] = (
         "Azure Monitor workspace, AKS managed Prometheus and Azure Managed Grafana (needs enableAks).",
         False,
     ),
-    ConfigKey("grafanaAdminObjectIds", "array", "Entra object ids given Grafana Admin on the Grafana.", []),
+    ConfigKey(
+        "grafanaAdminObjectIds", "array", "Entra object ids of users given Grafana Admin on the Grafana.", []
+    ),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 
