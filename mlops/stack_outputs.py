@@ -28,6 +28,8 @@ OPTIONAL_KEYS: Mapping[str, str] = {
     "aksComputeName": "aks_compute_name",
     "onlineEndpointName": "online_endpoint_name",
     "batchEndpointName": "batch_endpoint_name",
+    "logAnalyticsWorkspaceId": "log_analytics_workspace_id",
+    "actionGroupId": "action_group_id",
 }
 """Informational outputs: reported by the hook, never needed to reach the workspace."""
 
@@ -56,6 +58,12 @@ class StackOutputs:
     aks_compute_name: str | None = None
     online_endpoint_name: str | None = None
     batch_endpoint_name: str | None = None
+    log_analytics_workspace_id: str | None = None
+    action_group_id: str | None = None
+    drift_threshold: float | None = None
+    """The model monitor's threshold (stack output driftThreshold)."""
+    alert_emails: tuple[str, ...] = ()
+    """Who the model monitor emails (stack output alertEmails; empty when alerts are off)."""
 
     def endpoint_names(self) -> tuple[str, str]:
         """Online and batch endpoint names: exported by the stack, else derived like the stack derives them.
@@ -88,9 +96,28 @@ def parse_stack_outputs(raw: Mapping[str, Any], source: str) -> StackOutputs:
             + "; ".join(problems)
             + ". The Pulumi program must export them (see __main__.py); or fix the --outputs file."
         )
-    fields = {field: raw[key].strip() for key, field in REQUIRED_KEYS.items()}
+    fields: dict[str, Any] = {field: raw[key].strip() for key, field in REQUIRED_KEYS.items()}
     fields |= {field: raw[key] or None for key, field in OPTIONAL_KEYS.items() if key in raw}
+    fields |= _monitoring_fields(raw, source)
     return StackOutputs(**fields)
+
+
+def _monitoring_fields(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """driftThreshold (a number) and alertEmails (a list of strings), when the stack exports them."""
+    fields: dict[str, Any] = {}
+    threshold = raw.get("driftThreshold")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold <= 0:
+            raise StackOutputsError(
+                f"stack outputs from {source}: 'driftThreshold' must be a positive number"
+            )
+        fields["drift_threshold"] = float(threshold)
+    emails = raw.get("alertEmails")
+    if emails is not None:
+        if not isinstance(emails, list) or not all(isinstance(email, str) for email in emails):
+            raise StackOutputsError(f"stack outputs from {source}: 'alertEmails' must be a list of strings")
+        fields["alert_emails"] = tuple(emails)
+    return fields
 
 
 def pulumi_command(stack: str) -> Sequence[str]:

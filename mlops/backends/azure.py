@@ -41,6 +41,13 @@ from mlops.retry import (
     status_of,
     wait_until,
 )
+from mlops.model_monitor import (
+    MonitorSettings,
+    add_data_collection,
+    endpoint_resource_id,
+    ensure_monitor,
+    send_endpoint_logs,
+)
 from mlops.serving import sample_row_count, verdict
 from mlops.stack_outputs import StackOutputs, StackOutputsError, load_stack_outputs
 
@@ -218,6 +225,7 @@ class AzureBackend:
         self._client_instance: Any = None
         self._secrets: list[str] = []
         self._score_env: str | None = None
+        self._training_data: str | None = None
 
     @classmethod
     def from_cli(
@@ -372,6 +380,8 @@ class AzureBackend:
             )
         version = data_version(spec)
         target = f"data {spec.name}:{version}"
+        # The model monitor compares production traffic with exactly this version.
+        self._training_data = f"azureml:{spec.name}:{version}"
         if self._exists(target, lambda: self._client.data.get(spec.name, version=version)):
             if self.dry_run:
                 self._plan("data", f"{spec.name}:{version}", "exists")
@@ -689,6 +699,7 @@ class AzureBackend:
         deployment.model = model
         deployment.instance_type = spec.instance_type
         deployment.instance_count = spec.instance_count
+        add_data_collection(deployment)
         started = self._clock()
         self._finish(
             target, lambda: self._client.online_deployments.begin_create_or_update(deployment), deadline_s
@@ -777,7 +788,42 @@ class AzureBackend:
         state = self.get_online_endpoint(endpoint)
         if state is None:
             raise BackendError(f"online endpoint {endpoint} disappeared while shifting traffic")
+        self._monitor(endpoint, state)
         return state
+
+    def _monitor(self, endpoint: str, state: EndpointState) -> None:
+        """Endpoint logs to Log Analytics and the model monitor on the serving deployment.
+
+        Best effort: the deployment already serves, so a monitoring failure is reported, not raised.
+        """
+        serving = max(state.traffic.items(), key=lambda item: item[1], default=(None, 0))
+        if serving[0] is None or serving[1] == 0:
+            return
+        outputs = self.outputs
+        settings = MonitorSettings(
+            drift_threshold=outputs.drift_threshold or 0.1, emails=outputs.alert_emails
+        )
+        try:
+            if outputs.log_analytics_workspace_id:
+                endpoint_id = endpoint_resource_id(
+                    outputs.subscription_id, outputs.resource_group, outputs.workspace_name, endpoint
+                )
+                send_endpoint_logs(self._client._credential, endpoint_id, outputs.log_analytics_workspace_id)
+            if self._training_data is None:
+                self._say(
+                    f"model monitor: no training data registered by this run; not changed on {endpoint}"
+                )
+                return
+            self._say(
+                ensure_monitor(
+                    self._client, endpoint=endpoint, deployment=serving[0], training_data=self._training_data,
+                    settings=settings,
+                )
+            )  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - see docstring
+            self._say(
+                f"model monitor on {endpoint}: not set up ({self._safe(describe(error))}); the endpoint serves"
+            )
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
         if self.dry_run:
