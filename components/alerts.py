@@ -38,6 +38,47 @@ MODEL_MONITOR_BREACH_TEXT = "has failed due to one or more features violating me
 WORKBOOK_NAMESPACE = uuid.UUID("2b8e4f0e-6c0b-4a55-9d0c-7f1f3c5e9a21")
 # Azure limits: action group short names are shown in SMS and emails, at most 12 characters.
 SHORT_NAME_MAX = 12
+LOG_EVALUATION_MINUTES = 15
+"""Log alerts run every 15 minutes (or their window, when shorter): the cheapest log alert frequency."""
+METRIC_EVALUATION = "PT5M"
+LOG_RULES = ("5xx-rate", "p99-latency", "no-traffic")
+METRIC_RULES = ("failed-runs", "unusable-nodes", "aks-node-cpu", "aks-node-memory")
+DRIFT_RULE = "model-monitor-threshold-breached"
+
+# Azure Monitor list prices in USD (azure.microsoft.com/pricing/details/monitor, "Alert rules" and
+# "Notifications"; Event Grid pricing, basic tier), as read for this project; not verifiable offline.
+PRICE_LOG_ALERT_15_MIN = 0.50
+"""Per log search alert rule and monitored time series, per month, at a 15-minute frequency."""
+PRICE_METRIC_SERIES = 0.10
+"""Per monitored metric time series, per month."""
+FREE_EMAILS = 1000
+FREE_EVENT_GRID_OPERATIONS = 100_000
+
+
+def alert_cost_markdown() -> str:
+    """The README's alert cost table: every rule this component declares, its kind, frequency and price."""
+    rows = [
+        "| alert rule | kind | evaluated | time series | USD / month |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    total = 0.0
+    for role in LOG_RULES:
+        rows.append(f"| `<endpoint>-{role}` | log search | every {LOG_EVALUATION_MINUTES} min | 1 | "
+                    f"{PRICE_LOG_ALERT_15_MIN:.2f} |")  # fmt: skip
+        total += PRICE_LOG_ALERT_15_MIN
+    for role in METRIC_RULES:
+        note = " (with AKS)" if role.startswith("aks-") else ""
+        rows.append(f"| `<workspace>-{role}`{note} | metric | every 5 min | 1 | {PRICE_METRIC_SERIES:.2f} |")
+        total += PRICE_METRIC_SERIES
+    rows.append(
+        f"| `{DRIFT_RULE}` | Event Grid to Azure Monitor alert | per monitor run (daily) | - | "
+        f"0.00 (about 30 events, first {FREE_EVENT_GRID_OPERATIONS:,} operations free) |"
+    )
+    rows.append(
+        f"| action group | email notifications | per alert | - | 0.00 (first {FREE_EMAILS:,} emails free) |"
+    )
+    rows.append(f"| **total** | | | | **{total:.2f}** |")
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True)
@@ -300,7 +341,7 @@ class Alerts(pulumi.ComponentResource):
             enabled=True,
             severity=args.thresholds.severity,
             scopes=[args.log_analytics_workspace_id],
-            evaluation_frequency=iso_minutes(min(15, window_minutes)),
+            evaluation_frequency=iso_minutes(min(LOG_EVALUATION_MINUTES, window_minutes)),
             window_size=iso_minutes(window_minutes),
             criteria=monitor.ScheduledQueryRuleCriteriaArgs(
                 all_of=[
@@ -358,7 +399,7 @@ class Alerts(pulumi.ComponentResource):
             enabled=True,
             severity=args.thresholds.severity,
             scopes=[scope],
-            evaluation_frequency="PT5M",
+            evaluation_frequency=METRIC_EVALUATION,
             window_size=window,
             criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
                 odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria", all_of=[criterion]
@@ -416,7 +457,7 @@ class Alerts(pulumi.ComponentResource):
         )
         eventgrid.SystemTopicEventSubscription(
             f"{self._name}-model-drift",
-            event_subscription_name="model-monitor-threshold-breached",
+            event_subscription_name=DRIFT_RULE,
             system_topic_name=topic.name,
             resource_group_name=args.common.resource_group_name,
             filter=eventgrid.EventSubscriptionFilterArgs(
@@ -438,7 +479,7 @@ class Alerts(pulumi.ComponentResource):
             event_delivery_schema="CloudEventSchemaV1_0",
             opts=child_opts(self),
         )
-        self.rule_names.append("model-monitor-threshold-breached")
+        self.rule_names.append(DRIFT_RULE)
 
 
 def _criterion(

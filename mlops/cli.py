@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -147,6 +148,7 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
     load.add_argument(
         "--out", type=Path, help="CSV + HTML reports (default <workdir>/loadtest or .work/loadtest)"
     )
+    load.add_argument("--json", type=Path, help="also write the figures to this JSON file (for CI, benchmarks)")
 
 
 def _traffic_steps(text: str) -> tuple[int, ...]:
@@ -366,6 +368,8 @@ def loadtest(args: argparse.Namespace) -> int:
         if backend is not None:
             backend.close()
     print("\n".join(result.lines()), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result.as_json(), indent=2), encoding="utf-8")
     missed = result.missed(Budget(p99_ms=args.p99_ms, max_errors=args.max_errors))
     for problem in missed:
         print(f"loadtest: budget missed: {problem}", file=sys.stderr)

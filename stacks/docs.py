@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
+from components.alerts import alert_cost_markdown
 from stacks.profiles import profile_table_markdown
 from stacks.schema import config_reference_markdown
 
 GENERATORS: Mapping[str, Callable[[], str]] = {
     "config": config_reference_markdown,
     "profiles": profile_table_markdown,
+    "alert-costs": alert_cost_markdown,
 }
 
 

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from components.alerts import (
+    DRIFT_RULE,
+    LOG_RULES,
+    METRIC_RULES,
     AlertsArgs,
     AlertThresholds,
     error_rate_query,
@@ -307,3 +310,18 @@ def test_alert_config_defaults_follow_the_profile() -> None:
     assert prod is not None and (prod.severity, prod.error_rate_percent, prod.p99_latency_ms) == (1, 2, 500)
     dev = example_config("dev", enableAlerts="true", alertSeverity="0").alerts
     assert dev is not None and (dev.severity, dev.no_traffic_minutes) == (0, 240)
+
+
+def test_the_readme_cost_table_lists_every_rule_prod_declares(prod: tuple[StackConfig, Recording]) -> None:
+    cfg, recording = prod
+    declared = {
+        resource.inputs["ruleName"]
+        for kind in ("ScheduledQueryRule", "MetricAlert")
+        for resource in recording.of_type(f"azure-native:monitor:{kind}")
+    }
+    expected = {f"{cfg.names.online_endpoint}-{role}" for role in LOG_RULES} | {
+        f"{cfg.names.workspace}-{role}" for role in METRIC_RULES
+    }
+    assert declared == expected
+    subscription = recording.one("azure-native:eventgrid:SystemTopicEventSubscription")
+    assert subscription.inputs["eventSubscriptionName"] == DRIFT_RULE
