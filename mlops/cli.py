@@ -148,7 +148,9 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
     load.add_argument(
         "--out", type=Path, help="CSV + HTML reports (default <workdir>/loadtest or .work/loadtest)"
     )
-    load.add_argument("--json", type=Path, help="also write the figures to this JSON file (for CI, benchmarks)")
+    load.add_argument(
+        "--json", type=Path, help="also write the figures to this JSON file (for CI, benchmarks)"
+    )
 
 
 def _traffic_steps(text: str) -> tuple[int, ...]:
