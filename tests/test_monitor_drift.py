@@ -225,6 +225,22 @@ def test_collection_is_chosen_from_the_environment(tmp_path: Path, monkeypatch: 
     assert seen == [("model_inputs", None), ("model_outputs", "context-of-2-rows")]
 
 
+def test_a_collector_that_cannot_start_leaves_the_server_serving(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Unconfigured:
+        def __init__(self, **kwargs: Any) -> None:
+            raise RuntimeError("data collection is not configured for this deployment")
+
+    monitoring = types.ModuleType("azureml.ai.monitoring")
+    monitoring.Collector = Unconfigured  # type: ignore[attr-defined]
+    for name in ("azureml", "azureml.ai"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "azureml.ai.monitoring", monitoring)
+    assert isinstance(data_collection.start({}), data_collection.NoCollection)
+    assert "not configured for this deployment" in caplog.text
+
+
 def test_a_failing_collection_never_fails_the_request(caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
         def collect(self, *args: Any) -> None:

@@ -183,4 +183,8 @@ def start(environ: Mapping[str, str]) -> Collection:
         from azureml.ai.monitoring import Collector
     except ImportError:
         return NoCollection()
-    return SafeCollection(AzureCollection(Collector))
+    try:
+        return SafeCollection(AzureCollection(Collector))
+    except Exception as error:  # noqa: BLE001 - a collector that cannot start must not stop the model serving
+        _log_failure(error)
+        return NoCollection()
