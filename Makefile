@@ -48,7 +48,7 @@ demo: plan
 	$(PY) -m mlops deploy --target local --workdir $(WORKDIR)/local
 	@# Traffic from the same population as the training data (another seed): the report should find no drift.
 	$(PY) -m mlops.data generate --rows 4000 --seed 7 --out $(WORKDIR)/local/traffic.csv
-	$(PY) -m mlops loadtest --workdir $(WORKDIR)/local --data $(WORKDIR)/local/traffic.csv --users 4 --seconds 10 --p99-ms 2000
+	$(PY) -m mlops loadtest --workdir $(WORKDIR)/local --data $(WORKDIR)/local/traffic.csv --rows-per-request 20 --users 4 --seconds 10
 	$(PY) -m mlops monitor --target local --workdir $(WORKDIR)/local
 
 bench: $(STAMP)

@@ -320,7 +320,7 @@ def monitor_local(args: argparse.Namespace) -> int:
     """Drift report of the local endpoint's collected traffic; exit EXIT_DRIFT when a threshold is crossed."""
     from mlops.backends.local import LocalBackend
     from mlops.drift import DriftError, Thresholds
-    from mlops.monitor_report import MonitorError, write_report
+    from mlops.monitor_report import FEW_ROWS, MonitorError, write_report
 
     workdir = (args.workdir or DEFAULT_WORKDIR).resolve()
     backend = LocalBackend(workdir)
@@ -337,6 +337,11 @@ def monitor_local(args: argparse.Namespace) -> int:
     except (DriftError, MonitorError) as problem:
         raise UsageError(str(problem)) from None
     crossed = report.drifted
+    rows = report.production_rows
+    if rows < FEW_ROWS:
+        print(
+            f"monitor: only {rows} production rows; below {FEW_ROWS} sampling noise alone can cross the thresholds"
+        )
     verdict = f"ALERT: {', '.join(c.name for c in crossed)} drifted" if crossed else "no drift"
     print(f"monitor: {len(report.drift)} columns compared in {report.seconds:.1f} s: {verdict}")
     print(f"monitor: report {report.markdown} (figures and report.json beside it)", flush=True)

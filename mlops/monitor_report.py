@@ -28,6 +28,8 @@ CATEGORICAL = frozenset({"store_forward", "vendor"})
 PREDICTION = "prediction"
 INPUTS, OUTPUTS = "model_inputs", "model_outputs"
 PLOTTED_COLUMNS = 6
+FEW_ROWS = 1000
+"""Below this many production rows the distances mostly measure sampling noise (about 0.1 at 250 rows)."""
 
 
 class MonitorError(ValueError):
@@ -53,6 +55,7 @@ class Report:
     markdown: Path
     figures: tuple[Path, ...]
     seconds: float
+    production_rows: int
 
     @property
     def drifted(self) -> list[ColumnDrift]:
@@ -278,7 +281,12 @@ def render_markdown(
         "",
         f"- generated {when}",
         f"- reference: {reference_source}, {reference_rows:,} rows (predictions compared with `{TARGET}`)",
-        f"- production: {production.source}, {len(production.features):,} rows",
+        f"- production: {production.source}, {len(production.features):,} rows"
+        + (
+            f" (**fewer than {FEW_ROWS:,}: sampling noise alone can cross the thresholds**)"
+            if len(production.features) < FEW_ROWS
+            else ""
+        ),
         f"- thresholds: numerical `{thresholds.numerical_metric}` > {thresholds.numerical:g}, categorical "
         f"`{thresholds.categorical_metric}` > {thresholds.categorical:g} (Azure ML's defaults)",
         "",
@@ -329,4 +337,4 @@ def write_report(
         },
     }
     (out_dir / "report.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return Report(drift, markdown, tuple(figures), time.perf_counter() - started)
+    return Report(drift, markdown, tuple(figures), time.perf_counter() - started, len(production.features))
