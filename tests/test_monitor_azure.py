@@ -197,3 +197,40 @@ def test_a_refused_diagnostic_setting_names_the_missing_role() -> None:
 def test_sampling_rate_is_a_share(rate: float) -> None:
     with pytest.raises(ValueError, match="sampling_rate"):
         add_data_collection(deployment_entity("Managed"), sampling_rate=rate)
+
+
+BASE_OUTPUTS = {
+    "subscriptionId": SUBSCRIPTION,
+    "resourceGroupName": "rg-mlops-dev",
+    "workspaceName": "mlw-mlops-dev",
+    "location": "westeurope",
+    "computeClusterName": "cpu-cluster",
+    "environment": "dev",
+}
+
+
+def test_stack_outputs_carry_the_monitor_settings() -> None:
+    from mlops.stack_outputs import parse_stack_outputs
+
+    outputs = parse_stack_outputs(
+        BASE_OUTPUTS | {"driftThreshold": 0.2, "alertEmails": ["a@contoso.com"], "logAnalyticsWorkspaceId": LA_ID,
+                        "actionGroupId": "/x/actionGroups/ag"},
+        "test",
+    )  # fmt: skip
+    assert (outputs.drift_threshold, outputs.alert_emails) == (0.2, ("a@contoso.com",))
+    assert outputs.log_analytics_workspace_id == LA_ID and outputs.action_group_id == "/x/actionGroups/ag"
+    bare = parse_stack_outputs(BASE_OUTPUTS, "test")
+    assert (bare.drift_threshold, bare.alert_emails) == (None, ())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [({"driftThreshold": "0.1"}, "'driftThreshold' must be a positive number"),
+     ({"driftThreshold": True}, "'driftThreshold' must be a positive number"),
+     ({"alertEmails": "a@contoso.com"}, "'alertEmails' must be a list of strings")],
+)  # fmt: skip
+def test_malformed_monitor_outputs_are_refused(extra: dict, message: str) -> None:
+    from mlops.stack_outputs import StackOutputsError, parse_stack_outputs
+
+    with pytest.raises(StackOutputsError, match=message):
+        parse_stack_outputs(BASE_OUTPUTS | extra, "test")
