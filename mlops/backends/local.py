@@ -10,7 +10,9 @@ What stands in for what:
   process on 127.0.0.1 serving mlops/azureml/deploy/online/score.py; the endpoint's scoring URI is the
   URI of the deployment that takes the traffic (no router: traffic is all-or-nothing locally, so a
   stepwise plan is recorded step by step but scoring always reaches the deployment with the most);
-- batch endpoint: mlops.serving.run_batch_scoring over the sample into WORKDIR/batch/.
+- batch endpoint: mlops.serving.run_batch_scoring over the sample into WORKDIR/batch/;
+- data collection: each deployment's server writes its inputs and outputs as JSON lines under
+  WORKDIR/collection/<endpoint>/<deployment>/ (what `python -m mlops monitor --target local` reads).
 Servers live as long as this backend: close() stops every server it started, by pid. Deployments
 outlive it (they are records); the next run starts the serving deployment's server again on demand.
 """
