@@ -191,8 +191,10 @@ def plot_distributions(
         prod = production.predictions if column.name == PREDICTION else production.features[column.name]
         values = pd.concat([ref, prod]).dropna()
         bins = np.histogram_bin_edges(values, bins=30)
-        axis.hist(ref.dropna(), bins=bins, density=True, alpha=0.5, label="reference")
-        axis.hist(prod.dropna(), bins=bins, density=True, alpha=0.5, label="production")
+        # One stairs artist per side, not a patch per bar: drawing dominated the report's time.
+        for side, label in ((ref, "reference"), (prod, "production")):
+            density = np.histogram(side.dropna(), bins=bins, density=True)[0]
+            axis.stairs(density, bins, fill=True, alpha=0.5, label=label)
         axis.set_title(f"{column.name}: {column.metric} {column.value:.3g}", fontsize=9)
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(shown) :]:
