@@ -57,6 +57,8 @@ class RecordedResource:
     secret_paths: tuple[str, ...] = ()
     hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Resource hooks bound per lifecycle event, e.g. {"after_create": ("mlops-post-deploy-dev",)}."""
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Input name -> URNs its value comes from (what CrossGuard stack policies see), non-empty ones only."""
 
 
 @dataclass
@@ -257,8 +259,13 @@ def _record(request: Any, urn: str) -> RecordedResource:
     secret_paths: list[str] = []
     inputs = _mask(raw, "", secret_paths)
     dependencies = set(request.dependencies)
-    for deps in request.propertyDependencies.values():
-        dependencies.update(deps.urns)
+    property_dependencies = {
+        key: tuple(sorted(deps.urns))
+        for key, deps in sorted(request.propertyDependencies.items())
+        if deps.urns
+    }
+    for deps in property_dependencies.values():
+        dependencies.update(deps)
     return RecordedResource(
         urn=urn,
         type=request.type,
@@ -272,6 +279,7 @@ def _record(request: Any, urn: str) -> RecordedResource:
         provider=request.provider or None,
         secret_paths=tuple(secret_paths),
         hooks=_hooks(request),
+        property_dependencies=property_dependencies,
     )
 
 
