@@ -127,3 +127,15 @@ def render_markdown(plan: Mapping[str, Any], findings: list[ResourceFinding]) ->
         else:
             lines += ["", "<details><summary>advisory findings</summary>", "", *rows, "", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def facts_reference_markdown() -> str:
+    """The README's table of AZURE-FACTS: the rules that hold a plan to each, or why no plan can break it."""
+    from policy.rules import ALL_RULES, FACTS, NOT_PLAN_BREAKABLE
+
+    rows = ["| fact | what Azure enforces | rules |", "|---|---|---|"]
+    for number, title in FACTS.items():
+        enforcing = [f"`{name}`" for name, rule in ALL_RULES.items() if number in rule.facts]
+        rules = ", ".join(enforcing) if enforcing else f"none: {NOT_PLAN_BREAKABLE[number]}"
+        rows.append(f"| {number} | {title} | {rules} |")
+    return "\n".join(rows)
