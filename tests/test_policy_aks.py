@@ -8,6 +8,7 @@ from policy import rules as r
 from policy.rules.aks import node_count
 from tests._policy_cases import (
     DELETE,
+    SCORING_HOST,
     ENVIRONMENTS,
     SUB,
     adding,
@@ -231,18 +232,31 @@ def test_a_kubernetes_tls_secret_replaces_the_certificate_files() -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("rule", "change"),
     [
-        drop("scoring-record"),
-        drop("scoring-zone-link"),
-        edit("scoring-record", "aRecords", []),
-        edit("scoring-record", "relativeRecordSetName", "other"),
+        ("aks-scoring-dns-zone", drop("scoring-zone-link")),
+        ("aks-scoring-dns-zone", edit("scoring-zone", "privateZoneName", "contoso.example")),
+        ("aks-scoring-dns-record", drop("scoring-record")),
+        ("aks-scoring-dns-record", edit("scoring-record", "aRecords", [])),
+        ("aks-scoring-dns-record", edit("scoring-record", "relativeRecordSetName", "other")),
     ],
-    ids=["no-record", "zone-not-linked", "no-address", "other-host"],
+    ids=["zone-not-linked", "zone-of-another-domain", "no-record", "no-address", "record-of-another-host"],
 )
-def test_the_tls_scoring_host_resolves_in_the_vnet(change) -> None:
-    findings = assert_stack_case("aks-scoring-dns-record", "customerVnet", "prod", change)
-    assert "scoring.ml.contoso.internal" in findings[0].message
+def test_the_tls_scoring_host_resolves_in_the_vnet(rule: str, change) -> None:
+    # Only the zone is mandatory: the record waits for the load balancer IP the first `pulumi up` assigns.
+    findings = assert_stack_case(rule, "customerVnet", "prod", change)
+    assert all(SCORING_HOST in f.message for f in findings)
+    assert {f.level for f in findings} == {r.ALL_RULES[rule].enforcement}
+
+
+def test_a_zone_named_after_the_host_with_an_apex_record_serves_too() -> None:
+    change = chain(
+        edit("scoring-zone", "privateZoneName", SCORING_HOST),
+        edit("scoring-zone-link", "privateZoneName", SCORING_HOST),
+        edit("scoring-record", "privateZoneName", SCORING_HOST),
+        edit("scoring-record", "relativeRecordSetName", "@"),
+    )
+    assert stack_findings(change(build("customerVnet", "prod")), "prod") == []
 
 
 def test_insecure_dev_inference_needs_no_scoring_record() -> None:
@@ -251,4 +265,7 @@ def test_insecure_dev_inference_needs_no_scoring_record() -> None:
     assert stack_findings(resources, "dev") == []
 
 
-OTHER_CASES = ["aks-scoring-dns-record"]  # tested above: prod only, where inference is HTTPS
+OTHER_CASES = [
+    "aks-scoring-dns-zone",
+    "aks-scoring-dns-record",
+]  # tested above: prod only, where inference is HTTPS

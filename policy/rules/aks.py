@@ -14,7 +14,7 @@ from .azure import (
     TRUSTED_ACCESS_ML_ROLE,
     Extension,
 )
-from .core import M, Rule, StackRule, Subject, Violation, require, rule
+from .core import A, M, Rule, StackRule, Subject, Violation, require, rule
 from .graph import PlannedResource, Stack
 from .network import aks_outbound_type
 from .values import SECRET_MASK, as_list, as_map, get, known, truthy
@@ -283,11 +283,38 @@ def record_fqdn(record: PlannedResource) -> str:
     return (zone if relative == "@" else f"{relative}.{zone}").lower()
 
 
-def _scoring_dns(stack: Stack) -> Iterator[Violation]:
+def scoring_hosts(stack: Stack) -> Iterator[tuple[PlannedResource, str]]:
+    """(extension, sslCname) of every HTTPS inference router."""
     for extension in stack.of_type(t.K8S_EXTENSION):
         cname = str(settings(extension.props).get(Extension.SSL_CNAME) or "").lower().rstrip(".")
-        if not tls_on(extension.props) or not cname:
-            continue
+        if tls_on(extension.props) and cname:
+            yield extension, cname
+
+
+def _zone_holds(zone: str, host: str) -> bool:
+    return host == zone or host.endswith(f".{zone}")
+
+
+def _scoring_zone(stack: Stack) -> Iterator[Violation]:
+    linked = {
+        str(link.props.get("privateZoneName") or "").lower() for link in stack.of_type(t.PRIVATE_DNS_LINK)
+    }
+    for extension, cname in scoring_hosts(stack):
+        zones = [
+            str(zone.props.get("privateZoneName") or "").lower()
+            for zone in stack.of_type(t.PRIVATE_DNS_ZONE)
+            if _zone_holds(str(zone.props.get("privateZoneName") or "").lower(), cname)
+        ]
+        if not set(zones) & linked:
+            yield Violation(
+                extension,
+                f"the scoring host {cname} is in no private DNS zone linked to the VNet: the scoring URI "
+                "https://<sslCname>/api/v1/endpoint/<name>/score resolves nowhere inside it",
+            )
+
+
+def _scoring_record(stack: Stack) -> Iterator[Violation]:
+    for extension, cname in scoring_hosts(stack):
         records = [
             r
             for r in stack.of_type(t.PRIVATE_DNS_RECORD)
@@ -295,14 +322,10 @@ def _scoring_dns(stack: Stack) -> Iterator[Violation]:
             and record_fqdn(r) == cname
             and as_list(r.props.get("aRecords"))
         ]
-        linked = {
-            str(link.props.get("privateZoneName") or "").lower() for link in stack.of_type(t.PRIVATE_DNS_LINK)
-        }
-        if not any(str(r.props.get("privateZoneName") or "").lower() in linked for r in records):
+        if not records:
             yield Violation(
                 extension,
-                f"the scoring host {cname} has no A record (to the inference load balancer's IP) in a private DNS "
-                "zone linked to the VNet: clients cannot resolve the scoring URI",
+                f"the scoring host {cname} has no A record to the inference load balancer's IP yet",
             )
 
 
@@ -457,13 +480,23 @@ STACK_RULES: tuple[StackRule, ...] = (
         source="Azure/AML-Kubernetes docs/azureml-aks-ta-support.md",
     ),
     StackRule(
-        "aks-scoring-dns-record",
-        "The HTTPS scoring host resolves inside the VNet to the inference load balancer.",
+        "aks-scoring-dns-zone",
+        "The HTTPS scoring host has its private DNS zone, linked to the VNet: you own that name.",
         M,
-        "declare a private DNS zone for the sslCname's domain, linked to the VNet, with an A record for the host "
-        "pointing at the pinned internal load balancer IP",
-        _scoring_dns,
+        "declare a private DNS zone holding the sslCname (the host itself, or its domain) and link it to the VNet",
+        _scoring_zone,
         facts=(28,),
+        source="how-to-secure-kubernetes-online-endpoint.md; Azure/AML-Kubernetes#196",
+    ),
+    StackRule(
+        "aks-scoring-dns-record",
+        "The HTTPS scoring host's A record points at the inference load balancer. Advisory: azureml-fe gets its "
+        "internal IP from the AKS subnet only after the extension runs (the extension cannot pin it), so the "
+        "first `pulumi up` cannot hold it.",
+        A,
+        "after the first `pulumi up`, read the IP of the azureml-fe service (EXTERNAL-IP of `kubectl get svc "
+        "azureml-fe -n azureml`) into config inferenceLoadBalancerIp and run `pulumi up` again",
+        _scoring_record,
         source="how-to-secure-kubernetes-online-endpoint.md; Azure/AML-Kubernetes#196",
     ),
 )
