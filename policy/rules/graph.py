@@ -59,6 +59,10 @@ def physical_name(resource_type: str, props: Mapping[str, Any]) -> str | None:
     return None
 
 
+FROM_DEPENDENCIES = object()
+"""`Stack.targets` without a value: what the input depends on decides."""
+
+
 def id_segments(resource_id: str) -> dict[str, str]:
     """An ARM id's collection -> name pairs, keys lowercased (`/a/x/b/y` -> {"a": "x", "b": "y"})."""
     parts = [part for part in resource_id.split("/") if part]
@@ -71,7 +75,10 @@ def is_arm_id(value: Any) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class PlannedResource:
-    """One resource as a stack rule sees it: type, logical name, inputs and what its inputs depend on."""
+    """One resource as a stack rule sees it: type, logical name, inputs and what its inputs depend on.
+
+    Compared by identity: a stack holds one object per planned resource.
+    """
 
     type: str
     name: str
@@ -112,7 +119,8 @@ def refers_to(resource_id: Any, resource: PlannedResource) -> bool:
     if resource.type != t.RESOURCE_GROUP and not resource.same_group(segments.get("resourcegroups")):
         return False
     vnet = resource.props.get("virtualNetworkName") if resource.type == t.SUBNET else None
-    return not (known(vnet) and "virtualnetworks" in segments and segments["virtualnetworks"] != vnet)
+    named_vnet = segments.get("virtualnetworks")
+    return not (known(vnet) and named_vnet is not None and named_vnet.lower() != str(vnet).lower())
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,13 +152,15 @@ class Stack:
         return [self._by_urn[urn] for urn in urns if urn in self._by_urn]
 
     def targets(
-        self, resource: PlannedResource, prop: str, types: Sequence[str], value: Any = None
+        self, resource: PlannedResource, prop: str, types: Sequence[str], value: Any = FROM_DEPENDENCIES
     ) -> list[PlannedResource]:
         """The planned resources of `types` that input `prop` points at; `value` is the id found inside it.
 
-        A known id decides (an id of nothing planned points outside the stack); an id computed during the
-        update (unknown in a preview) falls back to the input's dependencies.
+        A known id decides (an id of nothing planned points outside the stack), and no value points at nothing;
+        an id computed during the update (unknown in a preview) falls back to the input's dependencies.
         """
+        if value is None:
+            return []
         if is_arm_id(value):
             return [other for other in self.of_type(*types) if refers_to(value, other)]
         return [other for other in self.by_urns(resource.depends_via(prop)) if other.type in types]
