@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from policy import rules as r
@@ -221,6 +223,34 @@ def test_insecure_inference_is_for_dev_only(env: str, reported: bool) -> None:
     breaks = settings(allowInsecureConnections="True", sslCname=DELETE)
     findings = resource_findings(r.K8S_EXTENSION, breaks, env)
     assert [f.rule for f in findings] == (["aks-extension-tls"] if reported else [])
+
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize(
+    ("cert", "reported"),
+    [
+        (base64.b64encode(PEM.encode()).decode(), False),
+        ("[secret]", False),
+        (PEM, True),  # the PEM itself, not its base64: the extension cannot validate it (azurerm#24547)
+        (base64.b64encode(b"not a certificate").decode(), True),
+    ],
+    ids=["base64-pem", "masked", "raw-pem", "base64-of-something-else"],
+)
+def test_the_certificate_goes_as_base64_pem(cert: str, reported: bool) -> None:
+    def breaks(props: dict) -> None:
+        props["configurationProtectedSettings"] = {"scoringFe.sslCert": cert, "scoringFe.sslKey": "[secret]"}
+
+    findings = resource_findings(r.K8S_EXTENSION, breaks, "prod")
+    assert [f.rule for f in findings] == (["aks-extension-tls"] if reported else [])
+
+
+def test_the_private_key_never_goes_in_plain_settings() -> None:
+    findings = resource_findings(r.K8S_EXTENSION, setting("scoringFe.sslKey", "[secret]"), "prod")
+    assert [f.rule for f in findings] == ["aks-extension-tls"] and "plain configurationSettings" in findings[
+        0
+    ].message
 
 
 def test_a_kubernetes_tls_secret_replaces_the_certificate_files() -> None:

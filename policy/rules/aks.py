@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Iterator, Mapping
 
 from . import types as t
@@ -139,18 +141,31 @@ def _tls(subject: Subject) -> str | None:
             return f"{Extension.ALLOW_INSECURE}=True serves prod scoring over plain HTTP (for development or test only)"
         return None
     protected = subject.props.get("configurationProtectedSettings")
-    cert_files = protected == SECRET_MASK or {Extension.SCORING_SSL_CERT, Extension.SCORING_SSL_KEY} <= set(
-        as_map(protected)
-    )
+    pem_keys = (Extension.SCORING_SSL_CERT, Extension.SCORING_SSL_KEY)
+    cert_files = protected == SECRET_MASK or set(pem_keys) <= set(as_map(protected))
     secret = values.get(Extension.SCORING_SSL_SECRET) or values.get(Extension.SSL_SECRET)
     problems = []
     if not values.get(Extension.SSL_CNAME):
         problems.append(f"{Extension.SSL_CNAME} is not set")
     if not (cert_files or secret):
-        problems.append(
-            f"no certificate: neither protected {Extension.SCORING_SSL_CERT}/{Extension.SCORING_SSL_KEY} nor {Extension.SSL_SECRET}"
-        )
+        problems.append(f"no certificate: neither protected {'/'.join(pem_keys)} nor {Extension.SSL_SECRET}")
+    problems += [f"{key} is in the plain configurationSettings" for key in pem_keys if key in values]
+    problems += [
+        f"{key} is not base64 of a PEM file, as the az CLI sends it"
+        for key in pem_keys
+        if not _base64_pem(as_map(protected).get(key))
+    ]
     return f"HTTPS inference is on but {' and '.join(problems)}" if problems else None
+
+
+def _base64_pem(value: Any) -> bool:
+    """Whether a protected setting is a base64-encoded PEM (masked or absent values cannot be judged here)."""
+    if not isinstance(value, str) or not known(value):
+        return True
+    try:
+        return base64.b64decode(value, validate=True).lstrip().startswith(b"-----BEGIN ")
+    except (binascii.Error, ValueError):
+        return False
 
 
 def extensions_on(stack: Stack, cluster: PlannedResource) -> list[PlannedResource]:
