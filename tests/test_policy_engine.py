@@ -334,3 +334,63 @@ def test_the_pack_entry_point_only_builds_the_pack() -> None:
         and "def " not in text
         and "from rules import RULES, STACK_RULES" in text
     )
+
+
+def _as_preview(value: Any) -> Any:
+    """A planned value as a preview of a new stack sees it: every resource id still unknown (ids are computed);
+    role definition ids stay known (the subscription comes from an invoke, the GUID is a constant)."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+    if isinstance(value, dict):
+        return {key: item if key == "roleDefinitionId" else _as_preview(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_preview(item) for item in value]
+    return UNKNOWN_STRING_VALUE if isinstance(value, str) and value.startswith("/subscriptions/") else value
+
+
+@pytest.mark.parametrize(("design", "env"), MATRIX)
+def test_a_preview_of_a_new_stack_with_every_id_unknown_passes_on_dependencies(design, env: str) -> None:
+    resources = [
+        r.PlannedResource(
+            res.type,
+            res.name,
+            _as_preview(dict(res.props)),
+            res.urn,
+            res.property_dependencies,
+            res.dependencies,
+        )
+        for res in build(design, env)
+    ]
+    reports, report = _reporter()
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    for res in resources:
+        for each in r.RULES:
+            for level in each.levels():
+                each.validator(level)(
+                    _Args(res.type, unknown_checking_proxy(dict(res.props)), res.urn, _Opts(True)), report
+                )
+    for each in r.STACK_RULES:
+        for level in each.levels():
+            each.validator(level)(_StackArgs(_policy_resources(resources)), report)
+    assert reports == []
+
+
+def test_a_preview_with_unknown_ids_still_finds_a_missing_grant() -> None:
+    resources = [
+        r.PlannedResource(
+            res.type,
+            res.name,
+            _as_preview(dict(res.props)),
+            res.urn,
+            res.property_dependencies,
+            res.dependencies,
+        )
+        for res in build("customerVnet", "prod")
+        if res.name != "compute-storage-queue"
+    ]
+    reports, report = _reporter()
+    r.STACK_RULES_BY_NAME["compute-identity-batch-roles"].validator("mandatory")(
+        _StackArgs(_policy_resources(resources)), report
+    )
+    assert len(reports) == 1 and "Storage Queue Data Contributor" in reports[0][0]

@@ -19,7 +19,7 @@ from .azure import (
 from .core import A, M, Rule, StackRule, Subject, Violation, require, rule
 from .graph import PlannedResource, Stack
 from .network import aks_outbound_type
-from .values import SECRET_MASK, as_list, as_map, get, known, truthy
+from .values import SECRET_MASK, UNKNOWN, as_list, as_map, get, known, truthy
 
 EXTENSION_SOURCE = "how-to-deploy-kubernetes-extension.md"
 CLI_SOURCE = (
@@ -112,6 +112,8 @@ def _cli_derived_settings(subject: Subject) -> str | None:
     cluster = subject.props.get("clusterName")
     for key in (Extension.CLUSTER_NAME, Extension.CLUSTER_ID):
         value = str(values.get(key) or "")
+        if value == UNKNOWN:  # the cluster's id, computed during the update: right by construction
+            continue
         if not value or (
             known(cluster) and not value.lower().endswith(f"/managedclusters/{str(cluster).lower()}")
         ):
