@@ -179,7 +179,7 @@ class StackRule:
             resources = [_from_crossguard(resource) for resource in args.resources]
             environment = stack_environment(resources)
             if self.level(environment) == level:
-                for found in self.violations(Stack(resources, environment)):
+                for found in self.violations(Stack(resources)):
                     report(found.problem, found.resource.urn if found.resource else None)
 
         return validate
@@ -301,7 +301,7 @@ def evaluate_stack(
 ) -> list[Finding]:
     """Every stack rule the resources break, at the stack environment's level, naming the resource at fault."""
     env = environment_of({}, stack_environment)
-    stack = Stack(resources, env)
+    stack = Stack(resources)
     return [
         Finding(
             each.name,

@@ -139,7 +139,6 @@ class Stack:
     """Every planned resource of one stack, with the lookups cross-resource rules share."""
 
     resources: Sequence[PlannedResource]
-    environment: str = "prod"
     _by_urn: dict[str, PlannedResource] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
