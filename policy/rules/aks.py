@@ -484,7 +484,7 @@ STACK_RULES: tuple[StackRule, ...] = (
         f"{OUTBOUND_USER_DEFINED_ROUTING} needs a route table",
         _outbound_type,
         facts=(4,),
-        source="egress-outboundtype.md and nat-gateway.md (azure-docs, aks)",
+        source="egress-outboundtype.md, Outbound types in AKS, and nat-gateway.md, Before you begin (azure-docs, aks)",
     ),
     StackRule(
         "aks-trusted-access-where-needed",
@@ -503,7 +503,7 @@ STACK_RULES: tuple[StackRule, ...] = (
         "declare a private DNS zone holding the sslCname (the host itself, or its domain) and link it to the VNet",
         _scoring_zone,
         facts=(28,),
-        source="how-to-secure-kubernetes-online-endpoint.md; Azure/AML-Kubernetes#196",
+        source="how-to-secure-kubernetes-online-endpoint.md, Update your DNS with an FQDN; Azure/AML-Kubernetes#196",
     ),
     StackRule(
         "aks-scoring-dns-record",
@@ -514,6 +514,6 @@ STACK_RULES: tuple[StackRule, ...] = (
         "after the first `pulumi up`, read the IP of the azureml-fe service (EXTERNAL-IP of `kubectl get svc "
         "azureml-fe -n azureml`) into config inferenceLoadBalancerIp and run `pulumi up` again",
         _scoring_record,
-        source="how-to-secure-kubernetes-online-endpoint.md; Azure/AML-Kubernetes#196",
+        source="how-to-secure-kubernetes-online-endpoint.md, Update your DNS with an FQDN",
     ),
 )

@@ -141,7 +141,7 @@ STACK_RULES: tuple[StackRule, ...] = (
         "VNet-injected Managed DevOps Pool, and run the hook's pipeline jobs on that pool",
         _hook_runs_in_vnet,
         facts=(5, 32),
-        source="machine-learning-managed-vnet-online-endpoint-limitations.md; how-to-secure-batch-endpoint.md; "
-        "how-to-configure-private-link.md",
+        source="includes/machine-learning-managed-vnet-online-endpoint-limitations.md (control plane over ARM, "
+        "data plane only through the isolated network); how-to-secure-batch-endpoint.md, Securing batch endpoints",
     ),
 )
