@@ -196,14 +196,39 @@ def test_approved_outbound_reaches_the_default_storage_queue_and_table(
     assert bool(messages) is bool(missing) and all(str(missing) in m for m in messages)
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_a_public_registry_needs_no_image_build_compute(env: str) -> None:
+@pytest.mark.parametrize(
+    ("private", "needed"),
+    [
+        ({"workspace", "storage-account", "container-registry"}, True),
+        ({"container-registry"}, True),
+        ({"storage-account"}, True),  # how-to-secure-workspace-vnet.md: the workspace "or any resource"
+        ({"workspace"}, True),
+        (set(), False),
+    ],
+)
+def test_image_builds_need_a_cluster_once_anything_of_the_workspace_is_private(
+    private: set[str], needed: bool
+) -> None:
+    edits = [edit("workspace", "imageBuildCompute", DELETE)]
+    edits += [
+        edit(name, "publicNetworkAccess", "Enabled")
+        for name in ("workspace", "storage-account", "container-registry")
+        if name not in private
+    ]
+    rules = {f.rule for f in stack_findings(chain(*edits)(build("managedVnet", "dev")), "dev")}
+    assert ("workspace-image-build-compute" in rules) is needed
+
+
+def test_a_resource_access_rule_for_the_workspace_lets_azure_ml_through_storage() -> None:
+    rule = {
+        "resourceId": "/subscriptions/s/resourceGroups/rg-taxi-001prod/providers/Microsoft.MachineLearningServices/workspaces/mlw-taxi",
+        "tenantId": "t",
+    }
     change = chain(
-        edit("container-registry", "publicNetworkAccess", "Enabled"),
-        edit("workspace", "imageBuildCompute", DELETE),
+        edit("storage-account", "networkRuleSet.bypass", "None"),
+        edit("storage-account", "networkRuleSet.resourceAccessRules", [rule]),
     )
-    findings = stack_findings(change(build("managedVnet", env)), env)
-    assert {f.rule for f in findings} == {"registry-public-network-disabled"}
+    assert stack_findings(change(build("customerVnet", "prod")), "prod") == []
 
 
 OTHER_CASES = ["compute-network-isolated"]  # tested above with the rule it also breaks

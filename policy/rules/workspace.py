@@ -14,7 +14,7 @@ from .azure import (
 )
 from .core import M, Check, Rule, StackRule, Subject, Violation, forbid, require, rule
 from .graph import PlannedResource, Stack
-from .values import as_map, get
+from .values import as_list, as_map, get
 
 MANAGED_NETWORK_SOURCE = "how-to-managed-network.md"
 
@@ -130,20 +130,29 @@ def _compute_network_isolated(stack: Stack) -> Iterator[Violation]:
             )
 
 
+def private_parts(stack: Stack, workspace: PlannedResource) -> list[PlannedResource]:
+    """The workspace and its storage and registry, where public network access is off (behind private endpoints)."""
+    linked = [
+        *workspace_storage(stack, workspace),
+        *stack.targets(
+            workspace, "containerRegistry", [t.REGISTRY], workspace.props.get("containerRegistry")
+        ),
+    ]
+    return [r for r in [workspace, *linked] if get(r.props, "publicNetworkAccess") == "Disabled"]
+
+
 def _image_build_compute(stack: Stack) -> Iterator[Violation]:
     for workspace in stack.of_type(t.ML_WORKSPACE):
-        registries = stack.targets(
-            workspace, "containerRegistry", [t.REGISTRY], workspace.props.get("containerRegistry")
-        )
-        if not any(get(r.props, "publicNetworkAccess") == "Disabled" for r in registries):
+        private = private_parts(stack, workspace)
+        if not private:
             continue
         name = workspace.props.get("imageBuildCompute")
         clusters = [c for c in stack.computes_of(workspace) if compute_type(c) == "AmlCompute"]
         if not name:
             yield Violation(
                 workspace,
-                f"workspace {workspace.name} has a private registry, which cannot build images itself, and "
-                "`imageBuildCompute` is not set",
+                f"{', '.join(r.name for r in private)} of workspace {workspace.name} are private, so serverless "
+                "image builds cannot reach them, and `imageBuildCompute` is not set",
             )
         elif clusters and not any(c.arm_name == name for c in clusters):
             yield Violation(
@@ -151,6 +160,16 @@ def _image_build_compute(stack: Stack) -> Iterator[Violation]:
                 f"`imageBuildCompute` of workspace {workspace.name} is {name!r}, not one of its compute clusters "
                 f"{[c.arm_name for c in clusters]}",
             )
+
+
+def trusted_by_storage(storage: PlannedResource) -> bool:
+    """Whether the storage lets Azure ML through its firewall: trusted services, or a resource instance rule."""
+    if "AzureServices" in str(get(storage.props, "networkRuleSet.bypass") or ""):
+        return True
+    return any(
+        "/microsoft.machinelearningservices/workspaces" in str(rule.get("resourceId") or "").lower()
+        for rule in as_list(get(storage.props, "networkRuleSet.resourceAccessRules"))
+    )
 
 
 def _private_aks_workspace(stack: Stack) -> Iterator[Violation]:
@@ -180,11 +199,11 @@ def _private_aks_workspace(stack: Stack) -> Iterator[Violation]:
                 "(storage behind a private endpoint only allows that identity)",
             )
         for storage in workspace_storage(stack, workspace):
-            if "AzureServices" not in str(get(storage.props, "networkRuleSet.bypass") or ""):
+            if not trusted_by_storage(storage):
                 yield Violation(
                     storage,
-                    f"storage {storage.name} of private workspace {workspace.name} does not let trusted Azure "
-                    "services through (`networkRuleSet.bypass` lacks AzureServices)",
+                    f"storage {storage.name} of private workspace {workspace.name} does not let Azure ML through "
+                    "(`networkRuleSet.bypass` lacks AzureServices and no resource access rule names a workspace)",
                 )
 
 
@@ -338,12 +357,12 @@ STACK_RULES: tuple[StackRule, ...] = (
     ),
     StackRule(
         "workspace-image-build-compute",
-        "A workspace whose registry is private builds images on one of its compute clusters.",
+        "A workspace that is private, or whose storage or registry is, builds images on one of its compute clusters.",
         M,
         "set image_build_compute to the name of the workspace's CPU compute cluster",
         _image_build_compute,
         facts=(24,),
-        source="how-to-secure-workspace-vnet.md, Enable Azure Container Registry; "
+        source="how-to-secure-workspace-vnet.md, Limitations (Azure Container Registry); "
         f"{MANAGED_NETWORK_SOURCE}, Configure image builds",
     ),
     StackRule(
