@@ -215,6 +215,14 @@ def _present(path: str, what: str) -> Check:
     return check
 
 
+def _workspace_isolated(subject: Subject) -> str | None:
+    # "Disabled" is the customer-VNet design: our VNet isolates compute (stack rule compute-network-isolated).
+    mode = get(subject.props, "managedNetwork.isolationMode")
+    if mode in ("AllowOnlyApprovedOutbound", "Disabled"):
+        return None
+    return f"outbound traffic is unrestricted: `managedNetwork.isolationMode` is {mode!r}"
+
+
 def _public_access_disabled(path: str = "publicNetworkAccess") -> Check:
     return _require(path, "Disabled", "public network access is on")
 
@@ -304,14 +312,14 @@ def _aml_compute(inner: Check) -> Check:
 
 
 def _aks_rbac(subject: Subject) -> str | None:
+    # Local accounts stay on: the Azure ML extension does not support AKS without them (AZURE-FACTS 11).
     managed = get(subject.props, "aadProfile.managed") is True
     azure_rbac = get(subject.props, "aadProfile.enableAzureRBAC") is True
-    local = get(subject.props, "disableLocalAccounts") is True
-    if managed and azure_rbac and local:
+    if managed and azure_rbac:
         return None
     return (
-        f"Kubernetes authorization is not Entra ID + Azure RBAC only (aadProfile.managed={managed}, "
-        f"enableAzureRBAC={azure_rbac}, disableLocalAccounts={local})"
+        f"Kubernetes authorization is not Entra ID + Azure RBAC (aadProfile.managed={managed}, "
+        f"enableAzureRBAC={azure_rbac})"
     )
 
 
@@ -521,8 +529,9 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "storage-shared-key-disabled",
         STORAGE,
-        M,
-        "Shared key (account key) access is off; AML uses identities.",
+        A,
+        "Shared key (account key) access is off; AML uses identities. Advisory: Kubernetes online endpoints "
+        "with keys off have no Microsoft source (AZURE-FACTS 33), so the customer-VNet design keeps them on.",
         'set allow_shared_key_access=False and the workspace\'s system_datastores_auth_mode="identity"',
         _require("allowSharedKeyAccess", False, "account keys authorize requests"),
     ),
@@ -678,11 +687,11 @@ RULES: tuple[Rule, ...] = (
         "workspace-managed-network-isolated",
         ML_WORKSPACE,
         M,
-        "Workspace outbound traffic is limited to approved rules.",
-        'set managed_network.isolation_mode="AllowOnlyApprovedOutbound" with FQDN rules for package feeds',
-        _require(
-            "managedNetwork.isolationMode", "AllowOnlyApprovedOutbound", "outbound traffic is unrestricted"
-        ),
+        "Workspace outbound traffic is limited to approved rules, or the workspace runs its compute in our "
+        "VNet (isolation Disabled, the customer-VNet design of how-to-managed-network.md).",
+        'set managed_network.isolation_mode="AllowOnlyApprovedOutbound" with FQDN rules for package feeds, '
+        'or "Disabled" with the compute cluster in the training subnet',
+        _workspace_isolated,
         network_isolation=True,
     ),
     _rule(
@@ -732,9 +741,9 @@ RULES: tuple[Rule, ...] = (
         "aks-azure-rbac",
         AKS,
         M,
-        "Kubernetes access is Entra ID + Azure RBAC; local accounts are off.",
-        "set aad_profile=ManagedClusterAADProfileArgs(managed=True, enable_azure_rbac=True) and "
-        "disable_local_accounts=True",
+        "Kubernetes access is Entra ID + Azure RBAC (local accounts stay on for the Azure ML extension: "
+        "how-to-deploy-kubernetes-extension.md, Limitations).",
+        "set aad_profile=ManagedClusterAADProfileArgs(managed=True, enable_azure_rbac=True)",
         _aks_rbac,
     ),
     _rule(

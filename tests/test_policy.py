@@ -73,7 +73,7 @@ COMPLIANT: dict[str, dict[str, Any]] = {
     },
     r.AKS: {
         "identity": {"type": "SystemAssigned"},
-        "disableLocalAccounts": True,
+        "disableLocalAccounts": False,
         "aadProfile": {"managed": True, "enableAzureRBAC": True},
         "networkProfile": {"networkPolicy": "azure"},
         "apiServerAccessProfile": {"enablePrivateCluster": True},
@@ -209,7 +209,7 @@ VIOLATIONS: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ),
     ("compute-local-auth-disabled", r.ML_COMPUTE, _set("properties.disableLocalAuth", False)),
     ("aks-managed-identity", r.AKS, _set("identity", DELETE)),
-    ("aks-azure-rbac", r.AKS, _set("disableLocalAccounts", False)),
+    ("aks-azure-rbac", r.AKS, _set("aadProfile.enableAzureRBAC", False)),
     ("aks-network-policy", r.AKS, _set("networkProfile.networkPolicy", "none")),
     ("aks-private-api-server", r.AKS, _set("apiServerAccessProfile.enablePrivateCluster", False)),
     (
