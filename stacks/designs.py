@@ -137,6 +137,7 @@ def design_diagram(design: IsolationDesign) -> str:
     if plan.compute_in_subnet:
         lines.append("    training --> pe")
     if plan.online_target == "kubernetes":
+        lines.append("    aks --> pe")
         lines.append('    agents -->|"https://sslCname"| aks')
     if not plan.compute_in_subnet:
         lines.append('    subgraph managed["Azure ML managed VNet"]')
