@@ -174,6 +174,13 @@ class AksCluster(pulumi.ComponentResource):
             self,
         )
         cluster = self._cluster(name, args, identity.id, subnet_role)
+        settings = azureml_extension_settings(
+            cluster.id,
+            args.cluster_name,
+            common.location,
+            args.node_count,
+            args.tls.ssl_cname if args.tls else None,
+        )
         extension = kubernetesconfiguration.Extension(
             f"{name}-azureml-extension",
             extension_name="azureml",
@@ -188,13 +195,7 @@ class AksCluster(pulumi.ComponentResource):
                 cluster=kubernetesconfiguration.ScopeClusterArgs(release_namespace=AZUREML_NAMESPACE)
             ),
             identity=kubernetesconfiguration.IdentityArgs(type="SystemAssigned"),
-            configuration_settings=azureml_extension_settings(
-                cluster.id,
-                args.cluster_name,
-                common.location,
-                args.node_count,
-                args.tls.ssl_cname if args.tls else None,
-            ),
+            configuration_settings=settings,
             configuration_protected_settings=_protected_settings(args.tls),
             opts=child_opts(self),
         )
@@ -212,9 +213,15 @@ class AksCluster(pulumi.ComponentResource):
             ),
             tags=common.tags_with(),
             # The attach fails until the extension runs in the cluster. Kubernetes compute cannot be updated
-            # in place (AZURE-FACTS 27): any change replaces it, and its fixed name means delete first.
+            # in place (AZURE-FACTS 27): any change replaces it, and its fixed name means delete first. A
+            # changed extension configuration invalidates the attach too, until it is re-attached
+            # (how-to-troubleshoot-kubernetes-compute.md, InvalidComputeInformation).
             opts=child_opts(
-                self, depends_on=[extension], replace_on_changes=["*"], delete_before_replace=True
+                self,
+                depends_on=[extension],
+                replace_on_changes=["*"],
+                delete_before_replace=True,
+                replacement_trigger=pulumi.Output.from_input(settings),
             ),
         )
         if args.tls is not None:

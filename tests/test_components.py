@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import pytest
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import rpc
 
 from components.agent_vm import AgentInstall, AgentVm, AgentVmArgs, agent_names, render_cloud_init
@@ -755,12 +756,18 @@ def aks_args(private: bool = False, **overrides: Any) -> AksClusterArgs:
 
 @pytest.fixture
 def resource_options(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """replaceOnChanges and deleteBeforeReplace of each registration, by logical name (not in the recording)."""
+    """replaceOnChanges, deleteBeforeReplace and the replacement trigger of each registration, by logical name
+    (options the recording does not keep)."""
     seen: dict[str, Any] = {}
     original = mockrun._record
 
     def spy(request: Any, urn: str) -> RecordedResource:
-        seen[request.name] = (tuple(request.replaceOnChanges), bool(request.deleteBeforeReplace))
+        trigger = (
+            json_format.MessageToDict(request.replacement_trigger)
+            if request.HasField("replacement_trigger")
+            else None
+        )
+        seen[request.name] = (tuple(request.replaceOnChanges), bool(request.deleteBeforeReplace), trigger)
         return original(request, urn)
 
     monkeypatch.setattr(mockrun, "_record", spy)
@@ -804,7 +811,10 @@ def test_aks_cluster_secured_extended_and_attached_to_the_workspace(
     assert attach.inputs["properties"]["computeType"] == "Kubernetes"
     assert attach.inputs["properties"]["resourceId"] == AKS_ID
     assert attach.inputs["workspaceName"] == "mlw-test" and extension.urn in attach.dependencies
-    assert resource_options[attach.name] == (("*",), True)
+    replace_on_changes, delete_first, trigger = resource_options[attach.name]
+    assert (replace_on_changes, delete_first) == (("*",), True)
+    # A changed extension configuration re-attaches the compute.
+    assert trigger == extension.inputs["configurationSettings"]
     assert recording.of_type("azure-native:privatedns:PrivateZone") == []
     assert diagnostics_targets(recording) == [LA_ID]
     assert_children_parented(recording, component(recording, "aml-platform:inference:AksCluster"))
