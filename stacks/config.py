@@ -175,7 +175,8 @@ def parse_config(
             "publicNetworkAccess", f"{environment} must not allow public network access; set it to false"
         )
     design = reader.choice("isolationDesign", profile.isolation_design, DESIGNS)
-    network = _network(reader, private_endpoints=True)
+    # Whether the VNET gets private endpoints is the design plan's call, which needs the AKS switch first.
+    network = _network(reader, private_endpoints=False)
     compute = _compute(reader, profile)
     aks = _aks(reader, profile, environment, design, network)
     plan = design_plan(
