@@ -19,16 +19,15 @@ from components.common import (
 from components.attachments import attach_endpoint_and_diagnostics
 from components.private_endpoint import PrivateEndpointArgs
 
-# Package feeds the training environment installs from (pip and conda) plus the base images AML builds on.
+# Hosts for installing Python packages under approved outbound, as Microsoft lists them (how-to-managed-network.md,
+# "Scenario: Access public machine learning packages"); pip downloads from *.pythonhosted.org. Microsoft's
+# images (MicrosoftContainerRegistry, AzureFrontDoor.FirstParty) are required rules Azure ML adds itself.
 TRAINING_PACKAGE_FEEDS: tuple[str, ...] = (
-    "pypi.org",
-    "files.pythonhosted.org",
-    "conda.anaconda.org",
-    "*.anaconda.org",
-    "repo.anaconda.com",
+    "anaconda.com",
     "*.anaconda.com",
-    "mcr.microsoft.com",
-    "*.data.mcr.microsoft.com",
+    "*.anaconda.org",
+    "pypi.org",
+    "*.pythonhosted.org",
 )
 
 
@@ -39,18 +38,46 @@ def outbound_rule_name(fqdn: str) -> str:
     return "allow-" + fqdn.replace("*.", "any-").replace(".", "-")
 
 
+def storage_rule_name(sub_resource: str) -> str:
+    """Name of the managed network's private endpoint rule to a storage sub-resource."""
+    return f"allow-storage-{sub_resource}"
+
+
 def managed_network_settings(
-    isolation_mode: str, outbound_fqdns: tuple[str, ...]
+    isolation_mode: str,
+    outbound_fqdns: tuple[str, ...],
+    storage_account_id: pulumi.Input[str] | None = None,
+    storage_rules: tuple[str, ...] = (),
 ) -> ml.ManagedNetworkSettingsArgs:
-    """Managed network of the workspace; FQDN rules only apply when outbound traffic needs approval."""
-    rules: dict[str, pulumi.Input[ml.FqdnOutboundRuleArgs]] = {}
+    """The workspace's managed network: off ("Disabled") in the customer-VNet design, else its rules.
+
+    FQDN rules only exist under approved outbound (how-to-managed-network.md); private endpoint rules to the
+    storage sub-resources batch needs (AZURE-FACTS 9) work in both managed modes.
+    """
+    if isolation_mode == "Disabled":
+        if storage_rules:
+            raise ValueError("a workspace without managed network (Disabled) takes no outbound rules")
+        return ml.ManagedNetworkSettingsArgs(isolation_mode="Disabled")
+    rules: dict[str, pulumi.Input[ml.FqdnOutboundRuleArgs | ml.PrivateEndpointOutboundRuleArgs]] = {}
     if isolation_mode == "AllowOnlyApprovedOutbound":
-        rules = {
-            outbound_rule_name(fqdn): ml.FqdnOutboundRuleArgs(
-                type="FQDN", category="UserDefined", destination=fqdn
-            )
-            for fqdn in outbound_fqdns
-        }
+        rules.update(
+            {
+                outbound_rule_name(fqdn): ml.FqdnOutboundRuleArgs(
+                    type="FQDN", category="UserDefined", destination=fqdn
+                )
+                for fqdn in outbound_fqdns
+            }
+        )
+    if storage_rules and storage_account_id is None:
+        raise ValueError(f"private endpoint rules {list(storage_rules)} need the storage account id")
+    for sub_resource in storage_rules:
+        rules[storage_rule_name(sub_resource)] = ml.PrivateEndpointOutboundRuleArgs(
+            type="PrivateEndpoint",
+            category="UserDefined",
+            destination=ml.PrivateEndpointDestinationArgs(
+                service_resource_id=storage_account_id, subresource_target=sub_resource, spark_enabled=False
+            ),
+        )
     return ml.ManagedNetworkSettingsArgs(isolation_mode=isolation_mode, outbound_rules=rules or None)
 
 
@@ -84,10 +111,14 @@ class WorkspaceArgs:
     """Azure name of the user-assigned identity the compute clusters run as."""
     public_network_access: bool = True
     """Off in prod, where the workspace is reached through its private endpoint only."""
-    isolation_mode: str = "AllowInternetOutbound"
-    """Managed network isolation: AllowInternetOutbound (dev) or AllowOnlyApprovedOutbound (prod)."""
+    isolation_mode: str = "Disabled"
+    """Managed network: Disabled (customer VNet design), AllowInternetOutbound or AllowOnlyApprovedOutbound."""
     outbound_fqdns: tuple[str, ...] = TRAINING_PACKAGE_FEEDS
     """Hosts the managed network may reach when outbound traffic needs approval."""
+    storage_rules: tuple[str, ...] = ()
+    """Storage sub-resources the managed network reaches through private endpoint rules (batch: queue, table)."""
+    provision_network_now: bool = False
+    """Provision the managed network with the workspace instead of with the first compute (AZURE-FACTS 2)."""
     diagnostics_workspace_id: pulumi.Input[str] | None = None
     """Log Analytics workspace receiving the workspace's logs and metrics; None for none."""
     private_endpoint: PrivateEndpointArgs | None = None
@@ -128,7 +159,10 @@ class Workspace(pulumi.ComponentResource):
             system_datastores_auth_mode="identity",
             image_build_compute=args.image_build_compute,
             public_network_access="Enabled" if args.public_network_access else "Disabled",
-            managed_network=managed_network_settings(args.isolation_mode, args.outbound_fqdns),
+            managed_network=managed_network_settings(
+                args.isolation_mode, args.outbound_fqdns, args.storage_account_id, args.storage_rules
+            ),
+            provision_network_now=True if args.provision_network_now else None,
             tags=common.tags_with(),
             opts=child_opts(self, common.protect),
         )

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from stacks.designs import DESIGNS, MANAGED_VNET_AKS_REFUSAL, design_plan
+from stacks.inference_tls import certificate_problems, hostname_problem, self_signed_pem
 from stacks.model import (
     AgentVmSettings,
     AksSettings,
     AlertSettings,
     ComputeSettings,
     DevOpsSettings,
+    InferenceTls,
     SECRET_MASK,
     NetworkSettings,
     PrometheusSettings,
@@ -170,9 +174,20 @@ def parse_config(
         reader.fail(
             "publicNetworkAccess", f"{environment} must not allow public network access; set it to false"
         )
-    network = _network(reader, profile.private_endpoints)
+    design = reader.choice("isolationDesign", profile.isolation_design, DESIGNS)
+    # Whether the VNET gets private endpoints is the design plan's call, which needs the AKS switch first.
+    network = _network(reader, private_endpoints=False)
     compute = _compute(reader, profile)
-    aks = _aks(reader, profile)
+    aks = _aks(reader, profile, environment, design, network)
+    plan = design_plan(
+        design,  # type: ignore[arg-type]
+        public_network_access=public,
+        aks_enabled=aks is not None,
+        managed_isolation_mode=profile.managed_network_isolation_mode,
+    )
+    shared_keys = reader.boolean("storageSharedKeyAccess", plan.storage_shared_key_default)
+    if network is not None:
+        network = dataclasses.replace(network, private_endpoints=plan.private_endpoints, design=plan.design)
     devops = _devops(reader)
     agent_vm = _agent_vm(reader, devops_enabled=devops is not None)
     retention = reader.integer("logRetentionDays", profile.log_retention_days, 30, 730)
@@ -201,7 +216,7 @@ def parse_config(
         protect_stateful=profile.protect_stateful,
         log_retention_days=retention,  # type: ignore[arg-type]
         storage_sku=profile.storage_sku,
-        workspace_isolation_mode=profile.workspace_isolation_mode,
+        workspace_isolation_mode=plan.workspace_isolation_mode,
         network=network,  # type: ignore[arg-type]
         compute=compute,  # type: ignore[arg-type]
         aks=aks,
@@ -211,6 +226,8 @@ def parse_config(
         alerts=alerts,
         prometheus=prometheus,
         drift_threshold=drift_threshold,
+        isolation_design=plan.design,
+        storage_shared_key_access=shared_keys,
     )
 
 
@@ -336,13 +353,83 @@ def _compute(reader: _Reader, profile: Any) -> ComputeSettings | None:
     return ComputeSettings(vm_size, low, high, idle, priority, ssh_enabled=False)  # type: ignore[arg-type]
 
 
-def _aks(reader: _Reader, profile: Any) -> AksSettings | None:
+def _aks(
+    reader: _Reader, profile: Any, environment: str, design: str, network: NetworkSettings | None
+) -> AksSettings | None:
     enabled = reader.boolean("enableAks", True)
     vm_size = _vm_size(reader, "aksNodeVmSize")
     count = reader.integer("aksNodeCount", profile.aks_node_count, 1, 100)
-    if not enabled or count is None:
+    if enabled and design == "managedVnet":
+        reader.fail("isolationDesign", MANAGED_VNET_AKS_REFUSAL)
+    if not enabled or design == "managedVnet":
+        return None  # like the other switches: the keys of a part that is off are not read
+    tls = _inference_tls(reader, required=profile.inference_tls_required, environment=environment)
+    load_balancer_ip = _load_balancer_ip(reader, network)
+    if count is None:
         return None
-    return AksSettings(vm_size, count, private_cluster=profile.private_aks_api)
+    return AksSettings(
+        vm_size, count, private_cluster=profile.private_aks_api, tls=tls, load_balancer_ip=load_balancer_ip
+    )
+
+
+def _inference_tls(reader: _Reader, *, required: bool, environment: str) -> InferenceTls | None:
+    """TLS of the inference router (AZURE-FACTS 13): all three values or none, and all three in prod."""
+    names = ("inferenceSslCname", "inferenceSslCertPem", "inferenceSslKeyPem")
+    values = {name: reader.string(name) for name in names}
+    missing = [name for name, value in values.items() if not value]
+    if missing and (required or len(missing) < len(names)):
+        why = (
+            f"{environment} serves inference over TLS only (AZURE-FACTS 13: allowInsecureConnections is for "
+            "dev/test, and TLS needs sslCname with its certificate and key)"
+            if required
+            else "TLS needs the host name, its certificate and its key together"
+        )
+        for name in missing:
+            reader.fail(name, f"is required: {why}; set it (certificate and key with --secret)")
+        return None
+    if missing:
+        return None
+    host, cert, key = (str(values[name]) for name in names)
+    problem = hostname_problem(host)
+    if problem:
+        reader.fail("inferenceSslCname", problem)
+    elif not _offline_stand_in(reader, "inferenceSslCertPem", cert) and not _offline_stand_in(
+        reader, "inferenceSslKeyPem", key
+    ):
+        cert_problems, key_problems = certificate_problems(cert, key, host)
+        for message in cert_problems:
+            reader.fail("inferenceSslCertPem", message)
+        for message in key_problems:
+            reader.fail("inferenceSslKeyPem", message)
+    return InferenceTls(host, Secret(cert), Secret(key))
+
+
+def _offline_stand_in(reader: _Reader, name: str, value: str) -> bool:
+    # `stacks plan` cannot decrypt `secure:` values and hands the program this stand-in (stacks/plan.py);
+    # a real deployment gets the decrypted PEM, which is checked.
+    return value == f"stand-in-for-{reader.key(name)}"
+
+
+def _load_balancer_ip(reader: _Reader, network: NetworkSettings | None) -> str | None:
+    value = reader.string("inferenceLoadBalancerIp")
+    if value is None or network is None:
+        return value
+    subnet = ipaddress.IPv4Network(network.aks_subnet)
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        address = None
+    # Azure keeps the network address, the next three and the broadcast address of every subnet.
+    reserved = {subnet.network_address + offset for offset in range(4)} | {subnet.broadcast_address}
+    if address is None or address not in subnet or address in reserved:
+        reader.fail(
+            "inferenceLoadBalancerIp",
+            f"must be the IPv4 address azureml-fe got inside aksSubnet {subnet} (Azure reserves the first "
+            'four and the last address); read it with `az aks command invoke ... "kubectl get svc azureml-fe '
+            '-n azureml"`',
+        )
+        return None
+    return value
 
 
 def _devops(reader: _Reader) -> DevOpsSettings | None:
@@ -499,11 +586,13 @@ def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) ->
         )
 
 
+EXAMPLE_SCORING_HOST = "ml-scoring.taxi.contoso.com"
 EXAMPLE_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyForTestsOnly0000000000000000000 ci@example"
 
 
 def example_values(**overrides: str | None) -> dict[str, str]:
     """A complete, valid set of raw config values with every feature on (for tests and the demo)."""
+    cert_pem, key_pem = self_signed_pem(EXAMPLE_SCORING_HOST)
     values = {
         "namespace": "taxi",
         "postfix": "001",
@@ -517,6 +606,9 @@ def example_values(**overrides: str | None) -> dict[str, str]:
         "agentSshPublicKey": EXAMPLE_SSH_KEY,
         "prodApprovers": '["4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f"]',
         "alertEmails": '["ml-oncall@contoso.com"]',
+        "inferenceSslCname": EXAMPLE_SCORING_HOST,
+        "inferenceSslCertPem": cert_pem,
+        "inferenceSslKeyPem": key_pem,
     }
     values.update(overrides)
     return {f"{PROJECT}:{key}": value for key, value in values.items() if value is not None}

@@ -208,7 +208,7 @@ def _computed_outputs(type_token: str, seed: str, name: str, inputs: Mapping[str
     if type_token == "azure-native:containerservice:ManagedCluster":
         return {
             "identity": {
-                **dict(inputs.get("identity") or {}),
+                **_identity_output(dict(inputs.get("identity") or {}), seed),
                 "principalId": _guid("principal", seed),
                 "tenantId": TENANT_ID,
             },
