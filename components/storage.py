@@ -42,6 +42,8 @@ class StorageAccount(pulumi.ComponentResource):
     """Azure name of the account."""
     account_id: pulumi.Output[str]
     """Azure resource id of the account."""
+    private_endpoint_ids: dict[str, pulumi.Output[str]]
+    """Resource id of each private endpoint by sub-resource (blob, file); empty without private endpoints."""
 
     def __init__(
         self, name: str, args: StorageAccountArgs, opts: pulumi.ResourceOptions | None = None
@@ -85,10 +87,11 @@ class StorageAccount(pulumi.ComponentResource):
             ),
             opts=child_opts(self, common.protect),
         )
+        self.private_endpoint_ids = {}
         if args.private_endpoint is not None:
             # AML needs both: blob for datastores and artifacts, file for notebooks and code snapshots.
             for group_id in ("blob", "file"):
-                add_private_endpoint(
+                self.private_endpoint_ids[group_id] = add_private_endpoint(
                     f"{name}-{group_id}-private-endpoint",
                     common=common,
                     endpoint_name=f"pe-{args.account_name}-{group_id}",
@@ -96,7 +99,7 @@ class StorageAccount(pulumi.ComponentResource):
                     group_id=group_id,
                     placement=args.private_endpoint,
                     parent=self,
-                )
+                ).id
         if args.diagnostics_workspace_id is not None:
             send_diagnostics(
                 f"{name}-diagnostics",

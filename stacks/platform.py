@@ -106,6 +106,7 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
             isolation_mode=cfg.workspace_isolation_mode,
             diagnostics_workspace_id=diagnostics,
             private_endpoint=placement,
+            storage_private_endpoint_ids=storage.private_endpoint_ids,
         ),
     )
     settings = cfg.compute

@@ -141,7 +141,7 @@ def test_merge_tags_overlays_extra_on_base(base: dict, extra: dict, expected: di
 @pytest.mark.parametrize(
     ("first", "second"),
     [
-        (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw1", BuiltInRole.ACR_PUSH)),
+        (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw1", BuiltInRole.READER)),
         (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st2", "mlw1", BuiltInRole.ACR_PULL)),
         (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw2", BuiltInRole.ACR_PULL)),
         (("a|b", "c", BuiltInRole.ACR_PULL), ("a", "b|c", BuiltInRole.ACR_PULL)),
@@ -371,39 +371,6 @@ def test_workspace_wiring_and_settings(prod: bool) -> None:
         [["amlworkspace"]] if prod else []
     )
     assert_children_parented(recording, component(recording, "aml-platform:ml:Workspace"))
-
-
-def test_workspace_grants_least_roles_to_its_identity_and_the_compute_identity() -> None:
-    recording = record(lambda: Workspace("workspace", workspace_args(False)))
-    assignments = recording.of_type("azure-native:authorization:RoleAssignment")
-    identity = recording.one("azure-native:managedidentity:UserAssignedIdentity")
-    workspace = recording.one("azure-native:machinelearningservices:Workspace")
-    by_principal: dict[str, set[tuple[str, str]]] = {}
-    for assignment in assignments:
-        principal = "compute" if identity.urn in assignment.dependencies else "workspace"
-        assert workspace.urn in assignment.dependencies or principal == "compute"
-        role = assignment.inputs["roleDefinitionId"].rsplit("/", 1)[-1]
-        scope = assignment.inputs["scope"].rsplit("/", 1)[-1]
-        by_principal.setdefault(principal, set()).add((role, scope))
-    assert by_principal == {
-        "workspace": {
-            (BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.KEY_VAULT_ADMINISTRATOR, "kv-test"),
-            (BuiltInRole.ACR_PUSH, "crtest"),
-        },
-        "compute": {
-            (BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.KEY_VAULT_SECRETS_USER, "kv-test"),
-            (BuiltInRole.ACR_PULL, "crtest"),
-            (BuiltInRole.AZUREML_DATA_SCIENTIST, "mlw-test"),
-        },
-    }
-    names = [a.inputs["roleAssignmentName"] for a in assignments]
-    assert len(set(names)) == len(names) == 8
-    assert all(
-        a.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUB}/providers/") for a in assignments
-    )
 
 
 @pytest.mark.parametrize(
