@@ -167,6 +167,7 @@ def assign_role(
     parent: pulumi.Resource,
     *,
     condition: str | None = None,
+    aliases: Sequence[pulumi.Alias] = (),
 ) -> pulumi.CustomResource:
     """Declare the role assignment for `grant` as a child of `parent`, with a deterministic uuid5 name.
 
@@ -189,12 +190,16 @@ def assign_role(
         role_definition_id=role_definition_id(subscription_id, grant.role),
         condition=condition,
         condition_version=CONDITION_VERSION if condition else None,
-        opts=child_opts(parent),
+        opts=child_opts(parent, aliases=list(aliases)),
     )
 
 
 def user_identity(
-    resource_name: str, identity_name: str, common: CommonArgs, parent: pulumi.Resource
+    resource_name: str,
+    identity_name: str,
+    common: CommonArgs,
+    parent: pulumi.Resource,
+    aliases: Sequence[pulumi.Alias] = (),
 ) -> managedidentity.UserAssignedIdentity:
     """A user-assigned managed identity in the component's group, location and tags, child of `parent`."""
     import pulumi_azure_native.managedidentity as managedidentity  # deferred, as in assign_role
@@ -205,5 +210,5 @@ def user_identity(
         resource_group_name=common.resource_group_name,
         location=common.location,
         tags=common.tags_with(),
-        opts=child_opts(parent),
+        opts=child_opts(parent, aliases=list(aliases)),
     )

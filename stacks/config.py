@@ -28,6 +28,8 @@ NAMESPACE = re.compile(r"^[a-z][a-z0-9]*$")
 POSTFIX = re.compile(r"^[0-9]{1,6}$")
 SSH_KEY = re.compile(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# GitHub names: owner up to 39 letters, digits or hyphens; repository up to 100 of letters, digits, . _ -.
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 DEVOPS_ORG = re.compile(r"^https://dev\.azure\.com/[A-Za-z0-9][A-Za-z0-9-]{0,48}/?$")
 SERVICE_CONNECTION_AUTHS = ("WorkloadIdentityFederation", "ServicePrincipal")
 PRIORITIES = ("Dedicated", "LowPriority")
@@ -174,6 +176,7 @@ def parse_config(
     agent_vm = _agent_vm(reader, devops_enabled=devops is not None)
     retention = reader.integer("logRetentionDays", profile.log_retention_days, 30, 730)
     hook = reader.boolean("postDeployHook", False)
+    github = _github_repository(reader)
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
         _check_names(reader, names, postfix, environment)
@@ -200,6 +203,7 @@ def parse_config(
         agent_vm=agent_vm,
         devops=devops,
         post_deploy_hook=hook,
+        github_repository=github,
     )
 
 
@@ -401,6 +405,18 @@ def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:
     if count is None:
         return None
     return AgentVmSettings(vm_size, count, user, (key or "").strip())
+
+
+def _github_repository(reader: _Reader) -> str | None:
+    repository = reader.string("githubRepository")
+    if repository is not None and not GITHUB_REPOSITORY.match(repository):
+        reader.fail(
+            "githubRepository",
+            "must be <owner>/<repository> as on github.com, e.g. contoso/aml-platform (owner up to 39 "
+            "letters, digits or hyphens; repository up to 100 letters, digits, '.', '_' or '-')",
+        )
+        return None
+    return repository
 
 
 def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) -> None:

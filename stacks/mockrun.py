@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import pulumi
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -57,6 +58,8 @@ class RecordedResource:
     secret_paths: tuple[str, ...] = ()
     hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Resource hooks bound per lifecycle event, e.g. {"after_create": ("mlops-post-deploy-dev",)}."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(former name, former parent URN) of each alias that renames or re-parents the resource."""
 
 
 @dataclass
@@ -253,9 +256,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def _record(request: Any, urn: str) -> RecordedResource:
     pulumi_mocks._ensure_event_loop()
-    raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
     secret_paths: list[str] = []
-    inputs = _mask(raw, "", secret_paths)
+    inputs = _inputs(request.object, "", secret_paths)
     dependencies = set(request.dependencies)
     for deps in request.propertyDependencies.values():
         dependencies.update(deps.urns)
@@ -272,6 +274,11 @@ def _record(request: Any, urn: str) -> RecordedResource:
         provider=request.provider or None,
         secret_paths=tuple(secret_paths),
         hooks=_hooks(request),
+        aliases=tuple(
+            (alias.spec.name, alias.spec.parentUrn)
+            for alias in request.aliases
+            if alias.HasField("spec") and alias.spec.name
+        ),
     )
 
 
@@ -289,6 +296,29 @@ def _hooks(request: Any) -> dict[str, tuple[str, ...]]:
     if not request.HasField("hooks"):
         return {}
     return {event: tuple(names) for event in _HOOK_EVENTS if (names := getattr(request.hooks, event))}
+
+
+def _inputs(value: Any, path: str, secret_paths: list[str]) -> Any:
+    """Wire inputs as plain values, each secret masked where it sits.
+
+    The SDK's deserializer lifts a nested secret to its top-level property (a secret customData hid the
+    whole osProfile); the engine keeps it where it is, so the plan masks only the secret leaf.
+    """
+    if isinstance(value, struct_pb2.Struct):
+        signature = value[rpc._special_sig_key] if rpc._special_sig_key in value else None
+        if signature == rpc._special_secret_sig:
+            secret_paths.append(path or ".")
+            return SECRET_MASK
+        if signature is not None:  # an asset, archive, resource reference or output value
+            return _mask(rpc.deserialize_property(value, keep_unknowns=True), path, secret_paths)
+        return {
+            key: _inputs(item, f"{path}.{key}" if path else key, secret_paths)
+            for key, item in value.items()
+            if item is not None
+        }
+    if isinstance(value, struct_pb2.ListValue):
+        return [_inputs(item, f"{path}[{index}]", secret_paths) for index, item in enumerate(value)]
+    return _mask(rpc.deserialize_property(value, keep_unknowns=True), path, secret_paths)
 
 
 def _mask(value: Any, path: str, secret_paths: list[str]) -> Any:

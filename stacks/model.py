@@ -144,3 +144,5 @@ class StackConfig:
     agent_vm: AgentVmSettings | None
     devops: DevOpsSettings | None
     post_deploy_hook: bool = False
+    github_repository: str | None = None
+    """GitHub <owner>/<repository> whose deploy jobs federate to the CI identity; None for none."""

@@ -19,6 +19,7 @@ from components.workspace import Workspace, WorkspaceArgs
 from stacks.model import StackConfig
 
 if TYPE_CHECKING:
+    from components.ci_identity import CiIdentity
     from components.devops_agents import DevOpsAgents
 
 
@@ -150,9 +151,56 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
     }
     if cfg.aks is not None:
         outputs.update(_inference(cfg, common, client, workspace, network, diagnostics))
+    ci = _ci_identity(cfg, common, client, group, storage, workspace, outputs)
+    if ci is not None:
+        outputs.update({"ciIdentityClientId": ci.client_id, "ciIdentityPrincipalId": ci.principal_id})
     if cfg.devops is not None:
-        outputs.update(_devops(cfg, common, client, group, network, outputs))
+        outputs.update(_devops(cfg, common, client, network, ci, outputs))
     return outputs
+
+
+def _ci_identity(
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    group: ResourceGroup,
+    storage: StorageAccount,
+    workspace: Workspace,
+    platform_outputs: dict[str, pulumi.Input[Any]],
+) -> CiIdentity | None:
+    """The identity CI deploys and runs the hook as: behind the federated service connection, or GitHub."""
+    federated = cfg.devops is not None and cfg.devops.service_connection_auth == "WorkloadIdentityFederation"
+    if not federated and cfg.github_repository is None:
+        return None
+    from components.ci_identity import CiIdentity, CiIdentityArgs
+
+    aks_cluster_id = None
+    if "aksClusterName" in platform_outputs:
+        # Built from the cluster's name output, so the role waits for the cluster to exist.
+        aks_cluster_id = pulumi.Output.concat(
+            group.resource_group_id,
+            "/providers/Microsoft.ContainerService/managedClusters/",
+            platform_outputs["aksClusterName"],
+        )
+    return CiIdentity(
+        "ci-identity",
+        CiIdentityArgs(
+            common,
+            identity_name=cfg.names.service_connection_identity,
+            subscription_id=client.subscription_id,
+            resource_group_id=group.resource_group_id,
+            resource_group_name=cfg.names.resource_group,
+            storage_account_id=storage.account_id,
+            storage_account_name=cfg.names.storage_account,
+            workspace_id=workspace.workspace_id,
+            workspace_name=cfg.names.workspace,
+            aks_cluster_id=aks_cluster_id,
+            aks_cluster_name=cfg.names.aks_cluster if aks_cluster_id is not None else None,
+            github_repository=cfg.github_repository,
+            github_environment=cfg.environment,
+            moved_from_service_connection="service-connection" if federated else None,
+        ),
+    )
 
 
 def _inference(
@@ -193,8 +241,8 @@ def _devops(
     cfg: StackConfig,
     common: CommonArgs,
     client: pulumi.Output[Any],
-    group: ResourceGroup,
     network: Network,
+    ci: CiIdentity | None,
     platform_outputs: dict[str, pulumi.Input[Any]],
 ) -> dict[str, pulumi.Input[Any]]:
     import pulumi_azuredevops as azuredevops  # deferred: only stacks with Azure DevOps on pay its import
@@ -223,12 +271,9 @@ def _devops(
             common,
             project_id=project_id,
             connection_name=cfg.names.service_connection,
-            identity_name=cfg.names.service_connection_identity,
             subscription_id=client.subscription_id,
             subscription_name=client.subscription_id,
             tenant_id=client.tenant_id,
-            scope_id=group.resource_group_id,
-            scope_key=cfg.names.resource_group,
             auth=devops.service_connection_auth,
             service_principal_client_id=devops.service_principal_client_id,
             service_principal_secret=(
@@ -236,6 +281,8 @@ def _devops(
                 if devops.service_principal_secret is not None
                 else None
             ),
+            identity_client_id=ci.client_id if ci is not None else None,
+            identity_name=ci.identity_name if ci is not None else None,
         ),
         devops_opts,
     )

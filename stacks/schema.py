@@ -136,6 +136,13 @@ KEYS: tuple[ConfigKey, ...] = (
         "Run the ML post-deploy hook after `pulumi up` creates or updates the " "compute cluster.",
         False,
     ),
+    ConfigKey(
+        "githubRepository",
+        "string",
+        "GitHub <owner>/<repository> whose deploy jobs (GitHub environment named like the stack's) may sign "
+        "in as the CI identity through OIDC; unset for none.",
+        None,
+    ),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 

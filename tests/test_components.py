@@ -28,7 +28,6 @@ from components.network import Network, NetworkArgs
 from components.pipeline_environments import PipelineEnvironments, PipelineEnvironmentsArgs
 from components.private_endpoint import PrivateEndpointArgs, all_private_dns_zones, zones_for
 from components.resource_group import ResourceGroup, ResourceGroupArgs
-from components.service_connection import ServiceConnection, ServiceConnectionArgs
 from components.storage import StorageAccount, StorageAccountArgs
 from components.variable_group import VariableGroup, VariableGroupArgs
 from components.workspace import Workspace, WorkspaceArgs, managed_network_settings, outbound_rule_name
@@ -549,8 +548,9 @@ def test_agent_vm_ssh_key_only_no_public_ip_and_secret_custom_data(mock_gaps: di
     nic = recording.one("azure-native:network:NetworkInterface").inputs
     assert "publicIPAddress" not in nic["ipConfigurations"][0]
     vm = recording.one("azure-native:compute:VirtualMachine")
-    # The secret custom data makes the whole osProfile secret on the wire; read it as the mocks got it.
-    assert vm.inputs["osProfile"] == SECRET_MASK and "osProfile" in vm.secret_paths
+    assert vm.inputs["osProfile"]["customData"] == SECRET_MASK and vm.secret_paths == (
+        "osProfile.customData",
+    )
     os_profile = unwrap_secret(mock_gaps["agent-vm"]["osProfile"])
     cloud_init = base64.b64decode(os_profile["customData"]).decode()
     assert cloud_init == render_cloud_init("vm-agent", INSTALL, "pat-value")
@@ -586,75 +586,6 @@ def test_devops_agents_queue_points_at_the_pool() -> None:
     assert pool.inputs["name"] == "pool-test" and pool.inputs["autoProvision"] is False
     assert queue.inputs["projectId"] == "project-1" and pool.urn in queue.dependencies
     assert_children_parented(recording, component(recording, "aml-platform:devops:DevOpsAgents"))
-
-
-def connection_args(**overrides: Any) -> ServiceConnectionArgs:
-    values: dict[str, Any] = dict(
-        common=common(),
-        project_id="project-1",
-        connection_name="sc-test",
-        identity_name="id-sc-test",
-        subscription_id=SUB,
-        subscription_name=SUB,
-        tenant_id=mockrun.TENANT_ID,
-        scope_id=f"/subscriptions/{SUB}/resourceGroups/{RG}",
-        scope_key=RG,
-    )
-    values.update(overrides)
-    return ServiceConnectionArgs(**values)
-
-
-def test_service_connection_federates_a_user_assigned_identity_by_default() -> None:
-    recording = record(lambda: ServiceConnection("connection", connection_args()))
-    endpoint = recording.one("azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM")
-    identity = recording.one("azure-native:managedidentity:UserAssignedIdentity")
-    credential = recording.one("azure-native:managedidentity:FederatedIdentityCredential")
-    role = recording.one("azure-native:authorization:RoleAssignment")
-    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "WorkloadIdentityFederation"
-    assert (
-        identity.urn in endpoint.dependencies and "serviceprincipalkey" not in endpoint.inputs["credentials"]
-    )
-    assert credential.inputs["issuer"].startswith("https://vstoken.dev.azure.com/")
-    assert credential.inputs["subject"].startswith("sc://") and endpoint.urn in credential.dependencies
-    assert credential.inputs["audiences"] == ["api://AzureADTokenExchange"]
-    assert role.inputs["scope"] == f"/subscriptions/{SUB}/resourceGroups/{RG}"
-    assert (
-        role.inputs["roleDefinitionId"].endswith(BuiltInRole.CONTRIBUTOR)
-        and identity.urn in role.dependencies
-    )
-
-
-def test_service_connection_with_a_service_principal_keeps_the_secret_secret(
-    mock_gaps: dict[str, dict],
-) -> None:
-    args = connection_args(
-        auth="ServicePrincipal",
-        service_principal_client_id="app-1",
-        service_principal_secret="sp-secret-value",
-    )
-    recording = record(lambda: ServiceConnection("connection", args))
-    endpoint = recording.one("azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM")
-    assert endpoint.inputs["credentials"] == SECRET_MASK and "sp-secret-value" not in repr(endpoint.inputs)
-    credentials = unwrap_secret(mock_gaps["connection-endpoint"]["credentials"])
-    assert credentials == {"serviceprincipalid": "app-1", "serviceprincipalkey": "sp-secret-value"}
-    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "ServicePrincipal"
-    assert not recording.of_type("azure-native:managedidentity:UserAssignedIdentity")
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"auth": "Certificate"}, "'Certificate'; use"),
-        ({"auth": "ServicePrincipal"}, "client id or secret is missing"),
-        (
-            {"auth": "ServicePrincipal", "service_principal_client_id": "app"},
-            "client id or secret is missing",
-        ),
-    ],
-)
-def test_service_connection_args_reject_incomplete_auth(overrides: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        connection_args(**overrides)
 
 
 def test_variable_group_carries_the_given_variables() -> None:

@@ -7,7 +7,8 @@ never the code's own constants, so a wrong GUID in components/common.py fails he
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator
+import re
+from typing import Any, Callable, Iterator, Mapping
 
 import pytest
 
@@ -20,10 +21,12 @@ from components.common import (
     assign_role,
     delegation_condition,
 )
+from components.ci_identity import github_subject
+from components.service_connection import ServiceConnection, ServiceConnectionArgs
 from components.workspace import Workspace, WorkspaceArgs
 from stacks import mockrun
-from stacks.config import example_config
-from stacks.mockrun import Recording, run_program
+from stacks.config import ConfigError, example_config
+from stacks.mockrun import SECRET_MASK, Recording, run_program
 from stacks.model import StackConfig
 from stacks.platform import build_platform
 from tests.test_components import install_mock_gaps
@@ -100,8 +103,9 @@ def run(build: Callable[[], object], stack: str = "dev") -> Run:
 
         monkeypatch.setattr(mockrun.RecordingMocks, "new_resource", new_resource)
 
-        def program() -> None:
-            build()
+        def program() -> Mapping[str, Any] | None:
+            declared = build()  # the platform returns its stack outputs; a component returns itself
+            return declared if isinstance(declared, Mapping) else None
 
         recording = run_program(program, stack=stack)
     return Run(recording, state)
@@ -296,3 +300,221 @@ def test_every_granted_role_is_one_the_ci_identity_may_delegate(platform: tuple[
     roles = {role for _, role, _ in result.grants()}
     assert roles <= DELEGABLE_ROLES | BOOTSTRAP_ROLES
     assert BuiltInRole.ACR_PULL in roles
+
+
+# ---- the CI identity -------------------------------------------------------------------------------
+
+FEDERATED_CREDENTIAL = "azure-native:managedidentity:FederatedIdentityCredential"
+USER_IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+SERVICE_ENDPOINT = "azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM"
+# Audience Entra expects in federated tokens (Learn: "Configure a user-assigned managed identity to trust
+# an external identity provider"); issuer of GitHub's tokens (GitHub docs: "OpenID Connect reference").
+ENTRA_TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def ci_grants(result: Run) -> set[tuple[str, str]]:
+    ci = result.principal_of("ci-identity-identity")
+    return {(role, scope) for principal, role, scope in result.grants() if principal == ci}
+
+
+def condition_roles(condition: str) -> list[set[str]]:
+    """The role GUID sets a delegation condition allows, one per clause (write, delete)."""
+    return [set(group.split(", ")) for group in re.findall(r"GuidEquals \{([^}]*)\}", condition)]
+
+
+def test_ci_identity_deploys_uploads_and_applies_instance_types(platform: tuple[StackConfig, Run]) -> None:
+    cfg, result = platform
+    group = result.state["resource-group-group"]["id"]
+    account = result.state["storage-account"]["id"]
+    workspace = result.state["workspace-workspace"]["id"]
+    cluster = result.state["aks-cluster"]["id"]
+    assert ci_grants(result) == {
+        (CONTRIBUTOR, group),
+        (RBAC_ADMINISTRATOR, group),
+        (BLOB_DATA_CONTRIBUTOR, account),
+        (FILE_DATA_PRIVILEGED_CONTRIBUTOR, account),
+        (AZUREML_DATA_SCIENTIST, workspace),
+        (AKS_RBAC_ADMIN, cluster),
+    }
+    aks_role = next(
+        r for r in result.recording.of_type(ROLE_ASSIGNMENT) if r.name == "ci-identity-aks-rbac-admin-role"
+    )
+    assert result.recording.one("azure-native:containerservice:ManagedCluster").urn in aks_role.dependencies
+
+
+def test_ci_identity_may_assign_exactly_the_roles_the_program_grants(
+    platform: tuple[StackConfig, Run],
+) -> None:
+    cfg, result = platform
+    delegation = next(
+        r for r in result.recording.of_type(ROLE_ASSIGNMENT) if r.name == "ci-identity-role-assignments-role"
+    )
+    assert delegation.inputs["conditionVersion"] == "2.0"
+    write, delete = condition_roles(delegation.inputs["condition"])
+    granted = {role for _, role, _ in result.grants()} - {CONTRIBUTOR, RBAC_ADMINISTRATOR}
+    assert write == delete
+    if cfg.environment == "prod":  # prod uses every role (dev has no private endpoints to read)
+        assert write == granted
+    assert granted <= write and not write & {CONTRIBUTOR, RBAC_ADMINISTRATOR}
+    assert "ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'}" in delegation.inputs["condition"]
+    others = [r for r in result.recording.of_type(ROLE_ASSIGNMENT) if r is not delegation]
+    assert all("condition" not in r.inputs for r in others)
+
+
+def test_service_connection_federates_to_the_ci_identity(platform: tuple[StackConfig, Run]) -> None:
+    _, result = platform
+    endpoint = result.recording.one(SERVICE_ENDPOINT)
+    identity = result.state["ci-identity-identity"]
+    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "WorkloadIdentityFederation"
+    assert endpoint.inputs["credentials"] == {"serviceprincipalid": identity["clientId"]}
+    credential = result.recording.one(FEDERATED_CREDENTIAL)
+    assert credential.inputs["resourceName"] == identity["name"]
+    assert (
+        credential.inputs["issuer"]
+        == result.state["service-connection-endpoint"]["workloadIdentityFederationIssuer"]
+    )
+    assert (
+        credential.inputs["subject"]
+        == result.state["service-connection-endpoint"]["workloadIdentityFederationSubject"]
+    )
+    assert credential.inputs["audiences"] == [ENTRA_TOKEN_EXCHANGE_AUDIENCE]
+    assert result.recording.outputs["ciIdentityClientId"] == identity["clientId"]
+    assert result.recording.outputs["ciIdentityPrincipalId"] == identity["principalId"]
+
+
+def test_identity_and_contributor_role_keep_their_state_after_moving_out_of_the_service_connection(
+    platform: tuple[StackConfig, Run],
+) -> None:
+    cfg, result = platform
+    old_parent = (
+        f"urn:pulumi:{cfg.stack}::aml-platform::aml-platform:devops:ServiceConnection::service-connection"
+    )
+    identity = result.recording.by_name("ci-identity-identity")
+    contributor = result.recording.by_name("ci-identity-contributor-role")
+    assert identity.aliases == (("service-connection-identity", old_parent),)
+    assert contributor.aliases == (("service-connection-contributor-role", old_parent),)
+
+
+def test_github_deploy_jobs_of_the_stacks_environment_may_sign_in() -> None:
+    cfg = example_config("prod", githubRepository="contoso/aml-platform")
+    result = plan(cfg)
+    credentials = {
+        r.inputs["federatedIdentityCredentialResourceName"]: r.inputs
+        for r in result.recording.of_type(FEDERATED_CREDENTIAL)
+    }
+    assert credentials["github-prod"] == {
+        "federatedIdentityCredentialResourceName": "github-prod",
+        "resourceName": result.state["ci-identity-identity"]["name"],
+        "resourceGroupName": cfg.names.resource_group,
+        "issuer": GITHUB_ACTIONS_ISSUER,
+        # GitHub docs, "About security hardening with OpenID Connect": repo:<owner>/<repo>:environment:<name>
+        "subject": "repo:contoso/aml-platform:environment:prod",
+        "audiences": [ENTRA_TOKEN_EXCHANGE_AUDIENCE],
+    }
+    assert set(credentials) == {"github-prod", "azure-devops"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "has_identity", "has_connection"),
+    [
+        ({"enableDevops": "false", "enableAgentVm": "false"}, False, False),
+        ({"enableDevops": "false", "enableAgentVm": "false", "githubRepository": "contoso/aml"}, True, False),
+        (
+            {
+                "serviceConnectionAuth": "ServicePrincipal",
+                "servicePrincipalClientId": "6d2b2c1e-0f7a-4b8e-9c1d-2e3f4a5b6c7d",
+                "servicePrincipalSecret": "sp-secret",
+            },
+            False,
+            True,
+        ),
+    ],
+)
+def test_the_ci_identity_exists_only_where_something_federates_to_it(
+    overrides: dict[str, str], has_identity: bool, has_connection: bool
+) -> None:
+    result = plan(example_config("dev", **overrides))
+    names = {r.name for r in result.recording.of_type(USER_IDENTITY)}
+    assert ("ci-identity-identity" in names) is has_identity
+    assert bool(result.recording.of_type(SERVICE_ENDPOINT)) is has_connection
+    assert ({"ciIdentityClientId", "ciIdentityPrincipalId"} <= set(result.recording.outputs)) is has_identity
+    assert (
+        not [r for r in result.recording.of_type(ROLE_ASSIGNMENT) if r.name.startswith("ci-identity")]
+        or has_identity
+    )
+
+
+@pytest.mark.parametrize(
+    ("repository", "environment", "message"),
+    [
+        ("contoso", "prod", "<owner>/<repository>"),
+        ("contoso/aml/x", "prod", "<owner>/<repository>"),
+        ("contoso/aml:x", "prod", "<owner>/<repository>"),
+        ("contoso/aml", "", "environment"),
+        ("contoso/aml", "a:b", "environment"),
+    ],
+)
+def test_github_subject_refuses_what_github_never_sends(
+    repository: str, environment: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        github_subject(repository, environment)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("contoso/aml-platform", True),
+        ("a/b", True),
+        (f"{'o' * 39}/{'r' * 100}", True),
+        (f"{'o' * 40}/r", False),
+        (f"o/{'r' * 101}", False),
+        ("-contoso/aml", False),
+        ("contoso/", False),
+        ("https://github.com/contoso/aml", False),
+        ("contoso/aml platform", False),
+    ],
+)
+def test_github_repository_config_is_validated_before_anything_is_declared(value: str, valid: bool) -> None:
+    if valid:
+        assert example_config("dev", githubRepository=value).github_repository == value
+        return
+    with pytest.raises(ConfigError) as raised:
+        example_config("dev", githubRepository=value)
+    assert f"aml-platform:githubRepository ('{value}')" in str(raised.value)
+    assert "<owner>/<repository>" in str(raised.value)
+
+
+def test_service_connection_args_refuse_an_incomplete_federation() -> None:
+    with pytest.raises(ValueError, match="CI identity's client id and name"):
+        ServiceConnectionArgs(
+            common=CommonArgs("westeurope", RG),
+            project_id="project",
+            connection_name="sc",
+            subscription_id=SUB,
+            subscription_name=SUB,
+            tenant_id=mockrun.TENANT_ID,
+        )
+
+
+def test_service_connection_with_a_service_principal_keeps_the_secret_secret() -> None:
+    args = ServiceConnectionArgs(
+        common=CommonArgs("westeurope", RG),
+        project_id="project",
+        connection_name="sc",
+        subscription_id=SUB,
+        subscription_name=SUB,
+        tenant_id=mockrun.TENANT_ID,
+        auth="ServicePrincipal",
+        service_principal_client_id="app-1",
+        service_principal_secret="sp-secret-value",
+    )
+    result = run(lambda: ServiceConnection("connection", args))
+    endpoint = result.recording.one(SERVICE_ENDPOINT)
+    assert endpoint.inputs["credentials"] == {
+        "serviceprincipalid": "app-1",
+        "serviceprincipalkey": SECRET_MASK,
+    }
+    assert "sp-secret-value" not in repr([r.inputs for r in result.recording.resources])
+    assert not result.recording.of_type(FEDERATED_CREDENTIAL)

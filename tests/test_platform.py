@@ -28,6 +28,7 @@ COMPONENT_TYPES = {
     "aml-platform:devops:VariableGroup",
     "aml-platform:devops:PipelineEnvironments",
     "aml-platform:devops:AgentVm",
+    "aml-platform:identity:CiIdentity",
 }
 # Azure resource types whose API has no tags property (sub-resources and extension resources).
 UNTAGGABLE = {
@@ -72,7 +73,14 @@ REQUIRED_OUTPUTS = {
 SWITCHED_OUTPUTS = {
     "aks": {"aksClusterName", "aksComputeName"},
     "agent_vm": {"agentVmName"},
-    "devops": {"serviceConnectionName", "variableGroupId", "agentPoolName", "agentVmName"},
+    "devops": {
+        "serviceConnectionName",
+        "variableGroupId",
+        "agentPoolName",
+        "agentVmName",
+        "ciIdentityClientId",
+        "ciIdentityPrincipalId",
+    },
 }
 
 
