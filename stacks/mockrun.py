@@ -204,6 +204,10 @@ def _computed_outputs(type_token: str, seed: str, name: str, inputs: Mapping[str
         }
     if type_token == "azure-native:containerregistry:Registry":
         return {"loginServer": f"{name}.azurecr.io"}
+    if type_token == "azure-native:keyvault:Secret":
+        uri = f"https://{inputs.get('vaultName', 'vault')}.vault.azure.net/secrets/{name}"
+        version = _guid("secret-version", seed).replace("-", "")
+        return {"properties": {"secretUri": uri, "secretUriWithVersion": f"{uri}/{version}"}}
     if type_token == "azure-native:operationalinsights:Workspace":
         return {"customerId": _guid("customer", seed)}
     if type_token == "azure-native:containerservice:ManagedCluster":

@@ -155,7 +155,7 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
     if ci is not None:
         outputs.update({"ciIdentityClientId": ci.client_id, "ciIdentityPrincipalId": ci.principal_id})
     if cfg.devops is not None:
-        outputs.update(_devops(cfg, common, client, network, ci, outputs))
+        outputs.update(_devops(cfg, common, client, network, vault, ci, outputs))
     return outputs
 
 
@@ -242,6 +242,7 @@ def _devops(
     common: CommonArgs,
     client: pulumi.Output[Any],
     network: Network,
+    vault: KeyVault,
     ci: CiIdentity | None,
     platform_outputs: dict[str, pulumi.Input[Any]],
 ) -> dict[str, pulumi.Input[Any]]:
@@ -314,12 +315,17 @@ def _devops(
         "variableGroupId": variable_group.group_id,
     }
     if cfg.agent_vm is not None:
-        outputs.update(_agent_vm(cfg, common, network, agents))
+        outputs.update(_agent_vm(cfg, common, client, network, vault, agents))
     return outputs
 
 
 def _agent_vm(
-    cfg: StackConfig, common: CommonArgs, network: Network, agents: DevOpsAgents
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    network: Network,
+    vault: KeyVault,
+    agents: DevOpsAgents,
 ) -> dict[str, pulumi.Input[Any]]:
     from components.agent_vm import AgentVm, AgentVmArgs
 
@@ -340,6 +346,8 @@ def _agent_vm(
             pool_name=agents.pool_name,
             agent_count=vm.agent_count,
             pat=pulumi.Output.secret(devops.pat.reveal()),
+            vault_name=vault.vault_name,
+            subscription_id=client.subscription_id,
         ),
     )
     return {"agentVmName": agent_vm.vm_name}

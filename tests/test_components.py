@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any, Callable
 
 import pytest
-import yaml
-from pulumi.runtime import rpc
 
-from components.agent_vm import AgentInstall, AgentVm, AgentVmArgs, agent_names, render_cloud_init
 from components.aks import AksCluster, AksClusterArgs, azureml_extension_settings
 from components.common import BuiltInRole, CommonArgs, child_opts, merge_tags, role_assignment_name
 from components.compute_cluster import (
@@ -58,8 +54,8 @@ def placement() -> PrivateEndpointArgs:
 def install_mock_gaps(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
     """Answer Azure DevOps' getProject (stacks/mockrun.py answers only getClientConfig) and spy on inputs.
 
-    Returns the unmasked inputs each resource reached the mocks with, by logical name: a nested secret
-    makes the whole top-level property secret in the recording, and some tests must look inside.
+    Returns the unmasked inputs each resource reached the mocks with, by logical name, for tests that must
+    look behind a masked secret.
     """
     raw_inputs: dict[str, dict] = {}
     original_call, original_new = mockrun.RecordingMocks.call, mockrun.RecordingMocks.new_resource
@@ -86,13 +82,6 @@ def install_mock_gaps(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
 def mock_gaps(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
     """install_mock_gaps for each test; the value is the spy's unmasked inputs."""
     return install_mock_gaps(monkeypatch)
-
-
-def unwrap_secret(value: Any) -> Any:
-    """The plain value of a secret as the mocks receive it (a signature-tagged wrapper)."""
-    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-        return value["value"]
-    return value
 
 
 def record(build: Callable[[], object], stack: str = "dev") -> Recording:
@@ -496,79 +485,6 @@ def test_aks_cluster_secured_extended_and_attached_to_the_workspace(private: boo
     )
     assert diagnostics_targets(recording) == [LA_ID]
     assert_children_parented(recording, component(recording, "aml-platform:inference:AksCluster"))
-
-
-# ---- agent VM -----------------------------------------------------------------------------------
-
-INSTALL = AgentInstall(org_url="https://dev.azure.com/contoso", pool_name="pool-test", agent_count=3)
-
-
-@pytest.mark.parametrize(("count", "names"), [(1, ["vm-1"]), (3, ["vm-1", "vm-2", "vm-3"])])
-def test_agent_names(count: int, names: list[str]) -> None:
-    assert agent_names("vm", count) == names
-
-
-def test_agent_names_rejects_zero_agents() -> None:
-    with pytest.raises(ValueError, match="agent_count.*got 0"):
-        agent_names("vm", 0)
-
-
-def test_cloud_init_installs_every_agent_into_the_pool_and_shreds_the_token() -> None:
-    rendered = render_cloud_init("vm-agent", INSTALL, "pat-'quoted' value")
-    document = yaml.safe_load(rendered)
-    assert rendered.startswith("#cloud-config\n")
-    script = document["write_files"][0]
-    assert script["permissions"] == "0700" and script["owner"] == "root:root"
-    assert document["runcmd"] == [["bash", script["path"]], ["shred", "-u", script["path"]]]
-    content = script["content"]
-    for name in agent_names("vm-agent", 3):
-        assert f"install_agent {name.rsplit('-', 1)[1]} {name}\n" in content
-    assert "AZP_POOL=pool-test\n" in content and "AZP_URL=https://dev.azure.com/contoso\n" in content
-    assert content.count("pat-") == 1 and "'pat-'\"'\"'quoted'\"'\"' value'" in content
-    assert '--auth pat --token "$AZP_TOKEN"' in content
-
-
-def test_agent_vm_ssh_key_only_no_public_ip_and_secret_custom_data(mock_gaps: dict[str, dict]) -> None:
-    import pulumi
-
-    args = AgentVmArgs(
-        common(),
-        vm_name="vm-agent",
-        identity_name="id-agent",
-        subnet_id=SUBNET_ID,
-        vm_size="Standard_B2s",
-        admin_username="azureuser",
-        ssh_public_key="ssh-ed25519 AAAA test",
-        org_url=INSTALL.org_url,
-        pool_name=INSTALL.pool_name,
-        agent_count=INSTALL.agent_count,
-        pat=pulumi.Output.secret("pat-value"),
-    )
-    recording = record(lambda: AgentVm("agent", args))
-    nic = recording.one("azure-native:network:NetworkInterface").inputs
-    assert "publicIPAddress" not in nic["ipConfigurations"][0]
-    vm = recording.one("azure-native:compute:VirtualMachine")
-    assert vm.inputs["osProfile"]["customData"] == SECRET_MASK and vm.secret_paths == (
-        "osProfile.customData",
-    )
-    os_profile = unwrap_secret(mock_gaps["agent-vm"]["osProfile"])
-    cloud_init = base64.b64decode(os_profile["customData"]).decode()
-    assert cloud_init == render_cloud_init("vm-agent", INSTALL, "pat-value")
-    assert "adminPassword" not in os_profile
-    linux = os_profile["linuxConfiguration"]
-    assert linux["disablePasswordAuthentication"] is True
-    assert linux["ssh"]["publicKeys"] == [
-        {"path": "/home/azureuser/.ssh/authorized_keys", "keyData": "ssh-ed25519 AAAA test"}
-    ]
-    assert vm.inputs["storageProfile"]["imageReference"]["offer"] == "ubuntu-24_04-lts"
-    assert vm.inputs["identity"]["type"] == "UserAssigned"
-    assert "pat-value" not in repr([r.inputs for r in recording.resources])
-    assert_children_parented(recording, component(recording, "aml-platform:devops:AgentVm"))
-
-
-def test_cloud_init_runs_agents_as_a_system_user() -> None:
-    rendered = yaml.safe_load(render_cloud_init("vm-agent", INSTALL, "t"))
-    assert rendered["users"][1] == {"name": "azagent", "system": True, "shell": "/bin/bash"}
 
 
 # ---- Azure DevOps -------------------------------------------------------------------------------
