@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 import pulumi
 import pulumi_azure_native.containerservice as containerservice
@@ -11,6 +10,7 @@ import pulumi_azure_native.kubernetesconfiguration as kubernetesconfiguration
 import pulumi_azure_native.machinelearningservices as ml
 
 from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts, principal_id_of
+from components.container_insights import container_insights_addon, send_container_insights
 from components.diagnostics import send_diagnostics
 
 AZUREML_EXTENSION_TYPE = "Microsoft.AzureML.Kubernetes"
@@ -89,6 +89,9 @@ class AksCluster(pulumi.ComponentResource):
         super().__init__("aml-platform:inference:AksCluster", name, None, opts)
         common = args.common
         cluster = self._cluster(name, args)
+        send_container_insights(
+            f"{name}-insights", cluster.id, args.cluster_name, args.log_analytics_workspace_id, common, self
+        )
         assign_role(
             f"{name}-subnet-network-role",
             RoleGrant(
@@ -202,15 +205,3 @@ class AksCluster(pulumi.ComponentResource):
             tags=common.tags_with(),
             opts=child_opts(self),
         )
-
-
-def container_insights_addon(
-    log_analytics_workspace_id: pulumi.Input[str],
-) -> Mapping[str, containerservice.ManagedClusterAddonProfileArgs]:
-    """The omsagent add-on (Container Insights) sending to `log_analytics_workspace_id` with Entra auth."""
-    return {
-        "omsagent": containerservice.ManagedClusterAddonProfileArgs(
-            enabled=True,
-            config={"logAnalyticsWorkspaceResourceID": log_analytics_workspace_id, "useAADAuth": "true"},
-        )
-    }

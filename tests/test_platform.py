@@ -40,6 +40,7 @@ UNTAGGABLE = {
     "azure-native:managedidentity:FederatedIdentityCredential",
     "azure-native:kubernetesconfiguration:Extension",
     "azure-native:containerservice:TrustedAccessRoleBinding",
+    "azure-native:monitor:DataCollectionRuleAssociation",
 }
 STATEFUL = {
     "azure-native:resources:ResourceGroup",
