@@ -13,6 +13,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 
+from stacks.arm_ids import arm_id, physical_name
 from stacks.model import SECRET_MASK
 
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000001"
@@ -20,25 +21,6 @@ TENANT_ID = "00000000-0000-0000-0000-00000000000a"
 CLIENT_ID = "00000000-0000-0000-0000-0000000000c1"
 OBJECT_ID = "00000000-0000-0000-0000-0000000000b1"
 _IDS = uuid.UUID("6f1c1d3e-9a51-4a7b-8c1e-5f3a2b7d9e10")
-
-# ARM provider namespaces of the azure-native modules the program uses (ids look like real Azure ids).
-_PROVIDER_NAMESPACES = {
-    "resources": "Microsoft.Resources",
-    "storage": "Microsoft.Storage",
-    "containerregistry": "Microsoft.ContainerRegistry",
-    "keyvault": "Microsoft.KeyVault",
-    "operationalinsights": "Microsoft.OperationalInsights",
-    "applicationinsights": "Microsoft.Insights",
-    "monitor": "Microsoft.Insights",
-    "machinelearningservices": "Microsoft.MachineLearningServices",
-    "containerservice": "Microsoft.ContainerService",
-    "kubernetesconfiguration": "Microsoft.KubernetesConfiguration",
-    "network": "Microsoft.Network",
-    "privatedns": "Microsoft.Network",
-    "compute": "Microsoft.Compute",
-    "authorization": "Microsoft.Authorization",
-    "managedidentity": "Microsoft.ManagedIdentity",
-}
 
 
 @dataclass(frozen=True)
@@ -98,18 +80,10 @@ class Recording:
 
 
 def fake_id(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
-    """A realistic Azure resource id (or a GUID for Azure DevOps objects) for a mocked resource."""
-    package, module, kind = (type_token.split(":") + ["", ""])[:3]
-    if package != "azure-native":
+    """The id Azure would give a mocked resource (see stacks/arm_ids.py), or a GUID for Azure DevOps objects."""
+    if not type_token.startswith("azure-native:"):
         return str(uuid.uuid5(_IDS, f"{type_token}/{name}"))
-    namespace = _PROVIDER_NAMESPACES.get(module, f"Microsoft.{module.capitalize()}")
-    group = inputs.get("resourceGroupName", "rg")
-    collection = kind[0].lower() + kind[1:] + "s"
-    if module == "resources" and kind == "ResourceGroup":
-        return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}"
-    return (
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{namespace}/{collection}/{name}"
-    )
+    return arm_id(type_token, name, inputs, SUBSCRIPTION_ID)
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -117,7 +91,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
-        name = _physical_name(args.typ, args.name, inputs)
+        name = physical_name(args.typ, args.name, inputs)
         resource_id = fake_id(args.typ, name, inputs)
         # Only what Azure computes comes back: echoing every input makes the SDK type-translate each one
         # again (about 40% of a plan's CPU), and the program reads no input back from a resource.
@@ -168,24 +142,6 @@ def _identity_output(identity: Mapping[str, Any], seed: str) -> dict[str, Any]:
 
 def _guid(kind: str, seed: str) -> str:
     return str(uuid.uuid5(_IDS, f"{kind}/{seed}"))
-
-
-_NAME_KEYS = {
-    "StorageAccount": "accountName",
-    "BlobServiceProperties": "accountName",
-    "VirtualMachine": "vmName",
-    "FederatedIdentityCredential": "federatedIdentityCredentialResourceName",
-    "ServiceEndpointAzureRM": "serviceEndpointName",
-}
-
-
-def _physical_name(type_token: str, logical: str, inputs: Mapping[str, Any]) -> str:
-    kind = type_token.rsplit(":", 1)[-1]
-    for key in (f"{kind[0].lower()}{kind[1:]}Name", _NAME_KEYS.get(kind, ""), "resourceName", "name"):
-        value = inputs.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return logical
 
 
 def _computed_outputs(type_token: str, seed: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
