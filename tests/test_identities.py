@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import pytest
@@ -518,3 +519,63 @@ def test_service_connection_with_a_service_principal_keeps_the_secret_secret() -
     }
     assert "sp-secret-value" not in repr([r.inputs for r in result.recording.resources])
     assert not result.recording.of_type(FEDERATED_CREDENTIAL)
+
+
+# ---- the README tells the truth about identities and prerequisites -----------------------------------
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROLE_NAMES = {  # built-in roles page, "ID" column
+    READER: "Reader",
+    BLOB_DATA_CONTRIBUTOR: "Storage Blob Data Contributor",
+    FILE_DATA_PRIVILEGED_CONTRIBUTOR: "Storage File Data Privileged Contributor",
+    QUEUE_DATA_CONTRIBUTOR: "Storage Queue Data Contributor",
+    TABLE_DATA_CONTRIBUTOR: "Storage Table Data Contributor",
+    KEY_VAULT_SECRETS_USER: "Key Vault Secrets User",
+    ACR_PULL: "AcrPull",
+    AZUREML_DATA_SCIENTIST: "AzureML Data Scientist",
+    CONTRIBUTOR: "Contributor",
+    RBAC_ADMINISTRATOR: "Role Based Access Control Administrator",
+    AKS_RBAC_ADMIN: "Azure Kubernetes Service RBAC Admin",
+    NETWORK_CONTRIBUTOR: "Network Contributor",
+}
+
+
+def readme_section(title: str) -> str:
+    start = README.index(f"### {title}\n")
+    end = README.find("\n### ", start + 1)
+    return README[start:end]
+
+
+def test_readme_role_table_lists_exactly_what_prod_grants(platform: tuple[StackConfig, Run]) -> None:
+    cfg, result = platform
+    if cfg.environment != "prod":
+        pytest.skip("the README table describes prod")
+    principals = {
+        result.principal_of("workspace-workspace"): "workspace",
+        result.principal_of("workspace-compute-identity"): "compute",
+        result.principal_of("ci-identity-identity"): "CI",
+        result.principal_of("agent-vm-identity"): "agent VM",
+        result.state["aks-cluster"]["identity"]["principalId"]: "AKS cluster",
+    }
+    granted = {(principals[principal], ROLE_NAMES[role]) for principal, role, _ in result.grants()}
+    rows = re.findall(r"^\| ([^|`(]+?) [`(][^|]*\| ([^|]+?) \|", readme_section("Identities and roles"), re.M)
+    assert set(rows) == granted
+    assert len(rows) == len(set(rows))
+
+
+def test_readme_lists_the_resource_providers_the_plan_needs(platform: tuple[StackConfig, Run]) -> None:
+    _, result = platform
+    namespaces = {
+        match
+        for state in result.state.values()
+        if isinstance(state.get("id"), str)
+        for match in re.findall(r"/providers/(Microsoft\.\w+)/", state["id"])
+    } - {"Microsoft.Authorization", "Microsoft.Resources"}
+    listed = set(
+        re.findall(
+            r"Microsoft\.\w+",
+            readme_section("What must exist before `pulumi up`").split("```sh")[1].split("```")[0],
+        )
+    )
+    assert namespaces <= listed
+    assert listed == namespaces or result.recording.stack == "dev"
