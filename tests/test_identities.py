@@ -555,7 +555,10 @@ def test_readme_role_table_lists_exactly_what_prod_grants(platform: tuple[StackC
         result.principal_of("workspace-compute-identity"): "compute",
         result.principal_of("ci-identity-identity"): "CI",
         result.principal_of("agent-vm-identity"): "agent VM",
-        result.state["aks-cluster"]["identity"]["principalId"]: "AKS cluster",
+        # The cluster's control plane identity: its own, or a user-assigned one where the design gives it one.
+        (result.state.get("aks-identity") or result.state["aks-cluster"]["identity"])[
+            "principalId"
+        ]: "AKS cluster",
     }
     granted = {(principals[principal], ROLE_NAMES[role]) for principal, role, _ in result.grants()}
     rows = re.findall(r"^\| ([^|`(]+?) [`(][^|]*\| ([^|]+?) \|", readme_section("Identities and roles"), re.M)
