@@ -23,7 +23,7 @@ FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 an external identity provider")."""
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 """Issuer of GitHub Actions OIDC tokens (GitHub docs: "OpenID Connect reference", claim `iss`)."""
-# Its own roles on the resource group are only changed by the administrator who bootstraps the stack.
+# It grants roles to managed identities (service principals) only, never to users or groups.
 PRINCIPAL_TYPES_IT_MAY_GRANT = ("ServicePrincipal",)
 SERVICE_CONNECTION_TYPE = "aml-platform:devops:ServiceConnection"
 

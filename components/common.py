@@ -1,4 +1,4 @@
-"""Shared vocabulary of every component: common args, child options, tag merging, role assignment naming."""
+"""Shared vocabulary of every component: common args, child options, tags, roles and their assignment."""
 
 from __future__ import annotations
 

@@ -298,6 +298,8 @@ def _devops(
         "containerRegistryName",
         "containerRegistryLoginServer",
         "keyVaultName",
+        # Pipelines' credentials (AzurePipelinesCredential) name the identity their connection federates to.
+        "ciIdentityClientId",
     )
     variables = {key: platform_outputs[key] for key in variable_keys if key in platform_outputs}
     variable_group = VariableGroup(

@@ -382,6 +382,8 @@ def test_service_connection_federates_to_the_ci_identity(platform: tuple[StackCo
     assert credential.inputs["audiences"] == [ENTRA_TOKEN_EXCHANGE_AUDIENCE]
     assert result.recording.outputs["ciIdentityClientId"] == identity["clientId"]
     assert result.recording.outputs["ciIdentityPrincipalId"] == identity["principalId"]
+    group = result.recording.one("azuredevops:index/variableGroup:VariableGroup")
+    assert {"name": "ciIdentityClientId", "value": identity["clientId"]} in group.inputs["variables"]
 
 
 def test_identity_and_contributor_role_keep_their_state_after_moving_out_of_the_service_connection(
