@@ -20,6 +20,7 @@ from components.common import (
     child_opts,
     user_identity,
 )
+from components.container_insights import container_insights_addon, send_container_insights
 from components.diagnostics import send_diagnostics
 from components.network import link_private_zone
 
@@ -174,6 +175,9 @@ class AksCluster(pulumi.ComponentResource):
             self,
         )
         cluster = self._cluster(name, args, identity.id, subnet_role)
+        send_container_insights(
+            f"{name}-insights", cluster.id, args.cluster_name, args.log_analytics_workspace_id, common, self
+        )
         settings = azureml_extension_settings(
             cluster.id,
             args.cluster_name,
@@ -332,15 +336,3 @@ def _protected_settings(tls: InferenceTlsArgs | None) -> pulumi.Output[Mapping[s
     return pulumi.Output.secret(
         pulumi.Output.all(tls.cert_pem, tls.key_pem).apply(lambda pems: protected_tls_settings(*pems))
     )
-
-
-def container_insights_addon(
-    log_analytics_workspace_id: pulumi.Input[str],
-) -> Mapping[str, containerservice.ManagedClusterAddonProfileArgs]:
-    """The omsagent add-on (Container Insights) sending to `log_analytics_workspace_id` with Entra auth."""
-    return {
-        "omsagent": containerservice.ManagedClusterAddonProfileArgs(
-            enabled=True,
-            config={"logAnalyticsWorkspaceResourceID": log_analytics_workspace_id, "useAADAuth": "true"},
-        )
-    }

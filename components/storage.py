@@ -47,6 +47,8 @@ class StorageAccount(pulumi.ComponentResource):
     """Azure name of the account."""
     account_id: pulumi.Output[str]
     """Azure resource id of the account."""
+    private_endpoint_ids: dict[str, pulumi.Output[str]]
+    """Resource id of each private endpoint by sub-resource (blob, file); empty without private endpoints."""
 
     def __init__(
         self, name: str, args: StorageAccountArgs, opts: pulumi.ResourceOptions | None = None
@@ -91,9 +93,10 @@ class StorageAccount(pulumi.ComponentResource):
             ),
             opts=child_opts(self, common.protect),
         )
+        self.private_endpoint_ids = {}
         if args.private_endpoint is not None:
             for group_id in args.private_endpoint_groups:
-                add_private_endpoint(
+                self.private_endpoint_ids[group_id] = add_private_endpoint(
                     f"{name}-{group_id}-private-endpoint",
                     common=common,
                     endpoint_name=f"pe-{args.account_name}-{group_id}",
@@ -101,7 +104,7 @@ class StorageAccount(pulumi.ComponentResource):
                     group_id=group_id,
                     placement=args.private_endpoint,
                     parent=self,
-                )
+                ).id
         if args.diagnostics_workspace_id is not None:
             send_diagnostics(
                 f"{name}-diagnostics",

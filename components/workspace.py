@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import pulumi
 import pulumi_azure_native.machinelearningservices as ml
@@ -123,6 +124,8 @@ class WorkspaceArgs:
     """Log Analytics workspace receiving the workspace's logs and metrics; None for none."""
     private_endpoint: PrivateEndpointArgs | None = None
     """Subnet and DNS zones for the workspace's private endpoint; None for no private endpoint."""
+    storage_private_endpoint_ids: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The storage account's private endpoints by sub-resource; the workspace identity reads blob and file."""
 
 
 class Workspace(pulumi.ComponentResource):
@@ -195,33 +198,43 @@ class Workspace(pulumi.ComponentResource):
         )
 
     def _grants(self, args: WorkspaceArgs) -> dict[str, RoleGrant]:
-        """Least roles for the workspace identity (data plane, image pushes) and the compute identity."""
-        workspace_key, compute_key = args.workspace_name, args.compute_identity_name
+        """The roles the platform owns: the compute identity's, and the workspace identity's PE readers.
+
+        Azure ML gives its system identity its roles on the workspace's storage, Key Vault and registry
+        itself; declaring any of them again fails `pulumi up` with 409 RoleAssignmentExists (AZURE-FACTS 7:
+        how-to-identity-based-service-authentication.md). Behind private endpoints, studio reads data only
+        if the workspace identity may read the blob and file endpoints (AZURE-FACTS 10: how-to-managed-network.md).
+        """
         storage = (args.storage_account_id, args.storage_account_name)
-        vault = (args.key_vault_id, args.key_vault_name)
-        registry = (args.container_registry_id, args.container_registry_name)
-        workspace = (self.workspace_id, args.workspace_name)
+        compute_roles = [
+            ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
+            # Batch endpoints run Parallel Run Step, which keeps its state in tables and queues
+            # (AZURE-FACTS 9: how-to-disable-local-auth-storage.md, "Scenarios for role assignments").
+            ("storage-table", BuiltInRole.STORAGE_TABLE_DATA_CONTRIBUTOR, storage),
+            ("storage-queue", BuiltInRole.STORAGE_QUEUE_DATA_CONTRIBUTOR, storage),
+            ("key-vault", BuiltInRole.KEY_VAULT_SECRETS_USER, (args.key_vault_id, args.key_vault_name)),
+            (
+                "registry-pull",
+                BuiltInRole.ACR_PULL,
+                (args.container_registry_id, args.container_registry_name),
+            ),
+            ("data-scientist", BuiltInRole.AZUREML_DATA_SCIENTIST, (self.workspace_id, args.workspace_name)),
+        ]
+        workspace_roles = [
+            (
+                f"{group_id}-endpoint-reader",
+                BuiltInRole.READER,
+                (
+                    args.storage_private_endpoint_ids[group_id],
+                    f"{args.storage_account_name}/{group_id}-endpoint",
+                ),
+            )
+            for group_id in ("blob", "file")
+            if group_id in args.storage_private_endpoint_ids
+        ]
         by_principal = {
-            "workspace": (
-                self.principal_id,
-                workspace_key,
-                [
-                    ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
-                    ("storage-file", BuiltInRole.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, storage),
-                    ("key-vault", BuiltInRole.KEY_VAULT_ADMINISTRATOR, vault),
-                    ("registry-push", BuiltInRole.ACR_PUSH, registry),
-                ],
-            ),
-            "compute": (
-                self.compute_identity_principal_id,
-                compute_key,
-                [
-                    ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
-                    ("key-vault", BuiltInRole.KEY_VAULT_SECRETS_USER, vault),
-                    ("registry-pull", BuiltInRole.ACR_PULL, registry),
-                    ("data-scientist", BuiltInRole.AZUREML_DATA_SCIENTIST, workspace),
-                ],
-            ),
+            "compute": (self.compute_identity_principal_id, args.compute_identity_name, compute_roles),
+            "workspace": (self.principal_id, args.workspace_name, workspace_roles),
         }
         return {
             f"{principal}-{role_name}-role": RoleGrant(

@@ -34,6 +34,8 @@ NAMESPACE = re.compile(r"^[a-z][a-z0-9]*$")
 POSTFIX = re.compile(r"^[0-9]{1,6}$")
 SSH_KEY = re.compile(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# GitHub names: owner up to 39 letters, digits or hyphens; repository up to 100 of letters, digits, . _ -.
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 DEVOPS_ORG = re.compile(r"^https://dev\.azure\.com/[A-Za-z0-9][A-Za-z0-9-]{0,48}/?$")
 SERVICE_CONNECTION_AUTHS = ("WorkloadIdentityFederation", "ServicePrincipal")
 PRIORITIES = ("Dedicated", "LowPriority")
@@ -197,6 +199,7 @@ def parse_config(
         reader, aks_enabled=aks is not None, grafana_name=_grafana_name(namespace, postfix, environment)
     )
     drift_threshold = _drift_threshold(reader)
+    github = _github_repository(reader)
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
         _check_names(reader, names, postfix, environment)
@@ -228,6 +231,7 @@ def parse_config(
         drift_threshold=drift_threshold,
         isolation_design=plan.design,
         storage_shared_key_access=shared_keys,
+        github_repository=github,
     )
 
 
@@ -575,6 +579,18 @@ def _drift_threshold(reader: _Reader) -> float:
         )
         return 0.1
     return value
+
+
+def _github_repository(reader: _Reader) -> str | None:
+    repository = reader.string("githubRepository")
+    if repository is not None and not GITHUB_REPOSITORY.match(repository):
+        reader.fail(
+            "githubRepository",
+            "must be <owner>/<repository> as on github.com, e.g. contoso/aml-platform (owner up to 39 "
+            "letters, digits or hyphens; repository up to 100 letters, digits, '.', '_' or '-')",
+        )
+        return None
+    return repository
 
 
 def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) -> None:

@@ -192,3 +192,5 @@ class StackConfig:
     isolation_design: IsolationDesign = "customerVnet"
     storage_shared_key_access: bool = False
     """Shared-key (account key) access on the workspace storage account (AZURE-FACTS 33: a switch)."""
+    github_repository: str | None = None
+    """GitHub <owner>/<repository> whose deploy jobs federate to the CI identity; None for none."""

@@ -22,6 +22,7 @@ from stacks.designs import DesignPlan, plan_of
 from stacks.model import StackConfig
 
 if TYPE_CHECKING:
+    from components.ci_identity import CiIdentity
     from components.devops_agents import DevOpsAgents
 
 
@@ -101,6 +102,7 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
             provision_network_now=plan.provision_network_now,
             diagnostics_workspace_id=diagnostics,
             private_endpoint=placement,
+            storage_private_endpoint_ids=storage.private_endpoint_ids,
         ),
     )
     settings = cfg.compute
@@ -145,8 +147,11 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
     }
     if cfg.aks is not None:
         outputs.update(_inference(cfg, common, client, workspace, network, diagnostics))
+    ci = _ci_identity(cfg, common, client, group, storage, workspace, outputs)
+    if ci is not None:
+        outputs.update({"ciIdentityClientId": ci.client_id, "ciIdentityPrincipalId": ci.principal_id})
     if cfg.devops is not None:
-        outputs.update(_devops(cfg, common, client, group, network, outputs))
+        outputs.update(_devops(cfg, common, client, network, vault, ci, outputs))
     outputs.update(_observability(cfg, common, client, group, workspace, monitoring, placement, outputs))
     return outputs
 
@@ -261,6 +266,8 @@ def _network_args(cfg: StackConfig, plan: DesignPlan, common: CommonArgs) -> Net
         for role in plan.subnet_roles
     }
     groups = (*plan.storage_endpoint_groups, "vault", "registry", "amlworkspace")
+    if cfg.prometheus is not None and cfg.aks is not None and not cfg.public_network_access:
+        groups = (*groups, "grafana")  # the private Grafana of _observability
     return NetworkArgs(
         common,
         names.vnet,
@@ -269,6 +276,50 @@ def _network_args(cfg: StackConfig, plan: DesignPlan, common: CommonArgs) -> Net
         nat_gateway_name=names.nat_gateway if plan.egress_roles else None,
         nat_public_ip_name=names.nat_public_ip if plan.egress_roles else None,
         private_dns_zones=zones_for_groups(groups) if plan.private_endpoints else (),
+    )
+
+
+def _ci_identity(
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    group: ResourceGroup,
+    storage: StorageAccount,
+    workspace: Workspace,
+    platform_outputs: dict[str, pulumi.Input[Any]],
+) -> CiIdentity | None:
+    """The identity CI deploys and runs the hook as: behind the federated service connection, or GitHub."""
+    federated = cfg.devops is not None and cfg.devops.service_connection_auth == "WorkloadIdentityFederation"
+    if not federated and cfg.github_repository is None:
+        return None
+    from components.ci_identity import CiIdentity, CiIdentityArgs
+
+    aks_cluster_id = None
+    if "aksClusterName" in platform_outputs:
+        # Built from the cluster's name output, so the role waits for the cluster to exist.
+        aks_cluster_id = pulumi.Output.concat(
+            group.resource_group_id,
+            "/providers/Microsoft.ContainerService/managedClusters/",
+            platform_outputs["aksClusterName"],
+        )
+    return CiIdentity(
+        "ci-identity",
+        CiIdentityArgs(
+            common,
+            identity_name=cfg.names.service_connection_identity,
+            subscription_id=client.subscription_id,
+            resource_group_id=group.resource_group_id,
+            resource_group_name=cfg.names.resource_group,
+            storage_account_id=storage.account_id,
+            storage_account_name=cfg.names.storage_account,
+            workspace_id=workspace.workspace_id,
+            workspace_name=cfg.names.workspace,
+            aks_cluster_id=aks_cluster_id,
+            aks_cluster_name=cfg.names.aks_cluster if aks_cluster_id is not None else None,
+            github_repository=cfg.github_repository,
+            github_environment=cfg.environment,
+            moved_from_service_connection="service-connection" if federated else None,
+        ),
     )
 
 
@@ -329,8 +380,9 @@ def _devops(
     cfg: StackConfig,
     common: CommonArgs,
     client: pulumi.Output[Any],
-    group: ResourceGroup,
     network: Network,
+    vault: KeyVault,
+    ci: CiIdentity | None,
     platform_outputs: dict[str, pulumi.Input[Any]],
 ) -> dict[str, pulumi.Input[Any]]:
     import pulumi_azuredevops as azuredevops  # deferred: only stacks with Azure DevOps on pay its import
@@ -359,12 +411,9 @@ def _devops(
             common,
             project_id=project_id,
             connection_name=cfg.names.service_connection,
-            identity_name=cfg.names.service_connection_identity,
             subscription_id=client.subscription_id,
             subscription_name=client.subscription_id,
             tenant_id=client.tenant_id,
-            scope_id=group.resource_group_id,
-            scope_key=cfg.names.resource_group,
             auth=devops.service_connection_auth,
             service_principal_client_id=devops.service_principal_client_id,
             service_principal_secret=(
@@ -372,6 +421,8 @@ def _devops(
                 if devops.service_principal_secret is not None
                 else None
             ),
+            identity_client_id=ci.client_id if ci is not None else None,
+            identity_name=ci.identity_name if ci is not None else None,
         ),
         devops_opts,
     )
@@ -386,6 +437,8 @@ def _devops(
         "containerRegistryName",
         "containerRegistryLoginServer",
         "keyVaultName",
+        # Pipelines' credentials (AzurePipelinesCredential) name the identity their connection federates to.
+        "ciIdentityClientId",
     )
     variables = {key: platform_outputs[key] for key in variable_keys if key in platform_outputs}
     variable_group = VariableGroup(
@@ -403,12 +456,17 @@ def _devops(
         "variableGroupId": variable_group.group_id,
     }
     if cfg.agent_vm is not None:
-        outputs.update(_agent_vm(cfg, common, network, agents))
+        outputs.update(_agent_vm(cfg, common, client, network, vault, agents))
     return outputs
 
 
 def _agent_vm(
-    cfg: StackConfig, common: CommonArgs, network: Network, agents: DevOpsAgents
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    network: Network,
+    vault: KeyVault,
+    agents: DevOpsAgents,
 ) -> dict[str, pulumi.Input[Any]]:
     from components.agent_vm import AgentVm, AgentVmArgs
 
@@ -429,6 +487,8 @@ def _agent_vm(
             pool_name=agents.pool_name,
             agent_count=vm.agent_count,
             pat=pulumi.Output.secret(devops.pat.reveal()),
+            vault_name=vault.vault_name,
+            subscription_id=client.subscription_id,
         ),
     )
     return {"agentVmName": agent_vm.vm_name}

@@ -230,6 +230,13 @@ KEYS: tuple[ConfigKey, ...] = (
         "record points at it (the extension cannot pin it, see the README).",
         None,
     ),
+    ConfigKey(
+        "githubRepository",
+        "string",
+        "GitHub <owner>/<repository> whose deploy jobs (GitHub environment named like the stack's) may sign "
+        "in as the CI identity through OIDC; unset for none.",
+        None,
+    ),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 

@@ -8,11 +8,9 @@ import uuid
 from typing import Any, Callable
 
 import pytest
-import yaml
-from google.protobuf import json_format
 from pulumi.runtime import rpc
+from google.protobuf import json_format
 
-from components.agent_vm import AgentInstall, AgentVm, AgentVmArgs, agent_names, render_cloud_init
 from components.aks import (
     AksCluster,
     AksClusterArgs,
@@ -42,7 +40,6 @@ from components.private_endpoint import (
     zones_for_groups,
 )
 from components.resource_group import ResourceGroup, ResourceGroupArgs
-from components.service_connection import ServiceConnection, ServiceConnectionArgs
 from components.storage import StorageAccount, StorageAccountArgs
 from components.variable_group import VariableGroup, VariableGroupArgs
 from components.workspace import (
@@ -81,8 +78,8 @@ def placement() -> PrivateEndpointArgs:
 def install_mock_gaps(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
     """Answer Azure DevOps' getProject (stacks/mockrun.py answers only getClientConfig) and spy on inputs.
 
-    Returns the unmasked inputs each resource reached the mocks with, by logical name: a nested secret
-    makes the whole top-level property secret in the recording, and some tests must look inside.
+    Returns the unmasked inputs each resource reached the mocks with, by logical name, for tests that must
+    look behind a masked secret.
     """
     raw_inputs: dict[str, dict] = {}
     original_call, original_new = mockrun.RecordingMocks.call, mockrun.RecordingMocks.new_resource
@@ -163,7 +160,7 @@ def test_merge_tags_overlays_extra_on_base(base: dict, extra: dict, expected: di
 @pytest.mark.parametrize(
     ("first", "second"),
     [
-        (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw1", BuiltInRole.ACR_PUSH)),
+        (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw1", BuiltInRole.READER)),
         (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st2", "mlw1", BuiltInRole.ACR_PULL)),
         (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw2", BuiltInRole.ACR_PULL)),
         (("a|b", "c", BuiltInRole.ACR_PULL), ("a", "b|c", BuiltInRole.ACR_PULL)),
@@ -558,39 +555,6 @@ def test_managed_vnet_workspace_is_provisioned_at_create_with_feed_and_batch_rul
     assert {rule["category"] for rule in rules.values()} == {"UserDefined"}
 
 
-def test_workspace_grants_least_roles_to_its_identity_and_the_compute_identity() -> None:
-    recording = record(lambda: Workspace("workspace", workspace_args(False)))
-    assignments = recording.of_type("azure-native:authorization:RoleAssignment")
-    identity = recording.one("azure-native:managedidentity:UserAssignedIdentity")
-    workspace = recording.one("azure-native:machinelearningservices:Workspace")
-    by_principal: dict[str, set[tuple[str, str]]] = {}
-    for assignment in assignments:
-        principal = "compute" if identity.urn in assignment.dependencies else "workspace"
-        assert workspace.urn in assignment.dependencies or principal == "compute"
-        role = assignment.inputs["roleDefinitionId"].rsplit("/", 1)[-1]
-        scope = assignment.inputs["scope"].rsplit("/", 1)[-1]
-        by_principal.setdefault(principal, set()).add((role, scope))
-    assert by_principal == {
-        "workspace": {
-            (BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.KEY_VAULT_ADMINISTRATOR, "kv-test"),
-            (BuiltInRole.ACR_PUSH, "crtest"),
-        },
-        "compute": {
-            (BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.KEY_VAULT_SECRETS_USER, "kv-test"),
-            (BuiltInRole.ACR_PULL, "crtest"),
-            (BuiltInRole.AZUREML_DATA_SCIENTIST, "mlw-test"),
-        },
-    }
-    names = [a.inputs["roleAssignmentName"] for a in assignments]
-    assert len(set(names)) == len(names) == 8
-    assert all(
-        a.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUB}/providers/") for a in assignments
-    )
-
-
 @pytest.mark.parametrize(
     ("fqdn", "name"),
     [
@@ -857,78 +821,6 @@ def test_aks_args_refuse_a_scoring_ip_without_a_host_name() -> None:
         aks_args(load_balancer_ip="10.10.16.50")
 
 
-# ---- agent VM -----------------------------------------------------------------------------------
-
-INSTALL = AgentInstall(org_url="https://dev.azure.com/contoso", pool_name="pool-test", agent_count=3)
-
-
-@pytest.mark.parametrize(("count", "names"), [(1, ["vm-1"]), (3, ["vm-1", "vm-2", "vm-3"])])
-def test_agent_names(count: int, names: list[str]) -> None:
-    assert agent_names("vm", count) == names
-
-
-def test_agent_names_rejects_zero_agents() -> None:
-    with pytest.raises(ValueError, match="agent_count.*got 0"):
-        agent_names("vm", 0)
-
-
-def test_cloud_init_installs_every_agent_into_the_pool_and_shreds_the_token() -> None:
-    rendered = render_cloud_init("vm-agent", INSTALL, "pat-'quoted' value")
-    document = yaml.safe_load(rendered)
-    assert rendered.startswith("#cloud-config\n")
-    script = document["write_files"][0]
-    assert script["permissions"] == "0700" and script["owner"] == "root:root"
-    assert document["runcmd"] == [["bash", script["path"]], ["shred", "-u", script["path"]]]
-    content = script["content"]
-    for name in agent_names("vm-agent", 3):
-        assert f"install_agent {name.rsplit('-', 1)[1]} {name}\n" in content
-    assert "AZP_POOL=pool-test\n" in content and "AZP_URL=https://dev.azure.com/contoso\n" in content
-    assert content.count("pat-") == 1 and "'pat-'\"'\"'quoted'\"'\"' value'" in content
-    assert '--auth pat --token "$AZP_TOKEN"' in content
-
-
-def test_agent_vm_ssh_key_only_no_public_ip_and_secret_custom_data(mock_gaps: dict[str, dict]) -> None:
-    import pulumi
-
-    args = AgentVmArgs(
-        common(),
-        vm_name="vm-agent",
-        identity_name="id-agent",
-        subnet_id=SUBNET_ID,
-        vm_size="Standard_B2s",
-        admin_username="azureuser",
-        ssh_public_key="ssh-ed25519 AAAA test",
-        org_url=INSTALL.org_url,
-        pool_name=INSTALL.pool_name,
-        agent_count=INSTALL.agent_count,
-        pat=pulumi.Output.secret("pat-value"),
-    )
-    recording = record(lambda: AgentVm("agent", args))
-    nic = recording.one("azure-native:network:NetworkInterface").inputs
-    assert "publicIPAddress" not in nic["ipConfigurations"][0]
-    vm = recording.one("azure-native:compute:VirtualMachine")
-    # The secret custom data makes the whole osProfile secret on the wire; read it as the mocks got it.
-    assert vm.inputs["osProfile"] == SECRET_MASK and "osProfile" in vm.secret_paths
-    os_profile = unwrap_secret(mock_gaps["agent-vm"]["osProfile"])
-    cloud_init = base64.b64decode(os_profile["customData"]).decode()
-    assert cloud_init == render_cloud_init("vm-agent", INSTALL, "pat-value")
-    assert "adminPassword" not in os_profile
-    linux = os_profile["linuxConfiguration"]
-    assert linux["disablePasswordAuthentication"] is True
-    assert linux["ssh"]["publicKeys"] == [
-        {"path": "/home/azureuser/.ssh/authorized_keys", "keyData": "ssh-ed25519 AAAA test"}
-    ]
-    assert vm.inputs["storageProfile"]["imageReference"]["offer"] == "ubuntu-24_04-lts"
-    assert vm.inputs["identity"]["type"] == "UserAssigned"
-    assert "pat-value" not in repr([r.inputs for r in recording.resources])
-    assert_children_parented(recording, component(recording, "aml-platform:devops:AgentVm"))
-
-
-def test_cloud_init_runs_agents_as_a_system_user() -> None:
-    rendered = yaml.safe_load(render_cloud_init("vm-agent", INSTALL, "t"))
-    assert rendered["users"][1] == {"name": "azagent", "system": True, "shell": "/bin/bash"}
-
-
 # ---- Azure DevOps -------------------------------------------------------------------------------
 
 
@@ -944,75 +836,6 @@ def test_devops_agents_queue_points_at_the_pool() -> None:
     assert pool.inputs["name"] == "pool-test" and pool.inputs["autoProvision"] is False
     assert queue.inputs["projectId"] == "project-1" and pool.urn in queue.dependencies
     assert_children_parented(recording, component(recording, "aml-platform:devops:DevOpsAgents"))
-
-
-def connection_args(**overrides: Any) -> ServiceConnectionArgs:
-    values: dict[str, Any] = dict(
-        common=common(),
-        project_id="project-1",
-        connection_name="sc-test",
-        identity_name="id-sc-test",
-        subscription_id=SUB,
-        subscription_name=SUB,
-        tenant_id=mockrun.TENANT_ID,
-        scope_id=f"/subscriptions/{SUB}/resourceGroups/{RG}",
-        scope_key=RG,
-    )
-    values.update(overrides)
-    return ServiceConnectionArgs(**values)
-
-
-def test_service_connection_federates_a_user_assigned_identity_by_default() -> None:
-    recording = record(lambda: ServiceConnection("connection", connection_args()))
-    endpoint = recording.one("azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM")
-    identity = recording.one("azure-native:managedidentity:UserAssignedIdentity")
-    credential = recording.one("azure-native:managedidentity:FederatedIdentityCredential")
-    role = recording.one("azure-native:authorization:RoleAssignment")
-    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "WorkloadIdentityFederation"
-    assert (
-        identity.urn in endpoint.dependencies and "serviceprincipalkey" not in endpoint.inputs["credentials"]
-    )
-    assert credential.inputs["issuer"].startswith("https://vstoken.dev.azure.com/")
-    assert credential.inputs["subject"].startswith("sc://") and endpoint.urn in credential.dependencies
-    assert credential.inputs["audiences"] == ["api://AzureADTokenExchange"]
-    assert role.inputs["scope"] == f"/subscriptions/{SUB}/resourceGroups/{RG}"
-    assert (
-        role.inputs["roleDefinitionId"].endswith(BuiltInRole.CONTRIBUTOR)
-        and identity.urn in role.dependencies
-    )
-
-
-def test_service_connection_with_a_service_principal_keeps_the_secret_secret(
-    mock_gaps: dict[str, dict],
-) -> None:
-    args = connection_args(
-        auth="ServicePrincipal",
-        service_principal_client_id="app-1",
-        service_principal_secret="sp-secret-value",
-    )
-    recording = record(lambda: ServiceConnection("connection", args))
-    endpoint = recording.one("azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM")
-    assert endpoint.inputs["credentials"] == SECRET_MASK and "sp-secret-value" not in repr(endpoint.inputs)
-    credentials = unwrap_secret(mock_gaps["connection-endpoint"]["credentials"])
-    assert credentials == {"serviceprincipalid": "app-1", "serviceprincipalkey": "sp-secret-value"}
-    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "ServicePrincipal"
-    assert not recording.of_type("azure-native:managedidentity:UserAssignedIdentity")
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"auth": "Certificate"}, "'Certificate'; use"),
-        ({"auth": "ServicePrincipal"}, "client id or secret is missing"),
-        (
-            {"auth": "ServicePrincipal", "service_principal_client_id": "app"},
-            "client id or secret is missing",
-        ),
-    ],
-)
-def test_service_connection_args_reject_incomplete_auth(overrides: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        connection_args(**overrides)
 
 
 def test_variable_group_carries_the_given_variables() -> None:

@@ -35,6 +35,7 @@ COMPONENT_TYPES = {
     "aml-platform:devops:VariableGroup",
     "aml-platform:devops:PipelineEnvironments",
     "aml-platform:devops:AgentVm",
+    "aml-platform:identity:CiIdentity",
 }
 # Azure resource types whose API has no tags property (sub-resources and extension resources).
 UNTAGGABLE = {
@@ -89,7 +90,14 @@ DESIGN_OUTPUTS = {
 SWITCHED_OUTPUTS = {
     "aks": {"aksClusterName", "aksComputeName", "aksNodeVmSize", "aksNodeCount"},
     "agent_vm": {"agentVmName"},
-    "devops": {"serviceConnectionName", "variableGroupId", "agentPoolName", "agentVmName"},
+    "devops": {
+        "serviceConnectionName",
+        "variableGroupId",
+        "agentPoolName",
+        "agentVmName",
+        "ciIdentityClientId",
+        "ciIdentityPrincipalId",
+    },
 }
 
 
