@@ -24,6 +24,8 @@ from mlops.backends.base import (
     TrainingRequest,
     TrainingResult,
     TransientBackendError,
+    UsageError,
+    serving_deployment,
 )
 
 EXIT_OK = 0
@@ -51,12 +53,6 @@ class DeployError(Exception):
     """A deploy failure the CLI reports without a traceback; `exit_code` tells the kind."""
 
     exit_code: int = EXIT_BACKEND
-
-
-class UsageError(DeployError):
-    """The request cannot be carried out as given (flags, files, missing champion)."""
-
-    exit_code = EXIT_USAGE
 
 
 class TrainingFailed(DeployError):
@@ -141,14 +137,6 @@ def validate_traffic_steps(steps: Sequence[int]) -> None:
         problems.append("steps must be strictly increasing")
     if problems:
         raise UsageError(f"traffic steps {list(steps)}: " + "; ".join(problems) + " (e.g. 100 or 10,50,100)")
-
-
-def serving_deployment(traffic: Mapping[str, int], exclude: str | None = None) -> str | None:
-    """The deployment taking most of the traffic (ties by name), ignoring `exclude`; None if none takes any."""
-    candidates = [(share, name) for name, share in traffic.items() if share > 0 and name != exclude]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda item: (-item[0], item[1]))[1]
 
 
 def traffic_plan(current: Mapping[str, int], new: str, steps: Sequence[int]) -> list[dict[str, int]]:

@@ -403,7 +403,7 @@ def test_training_job_is_submitted_pinned_and_polled_to_completed(
     request = training_request(arm)
     arm.job_progress.extend(["NotStarted", "Running", "Running", "Completed"])
     monkeypatch.setattr(
-        backend._client.jobs,
+        backend.client.jobs,
         "download",
         fake_outputs(
             {
@@ -467,7 +467,7 @@ def test_rerun_attaches_to_the_running_job_instead_of_submitting_again(
     recorder = Recorder()
     second = make_backend(recorder)
     monkeypatch.setattr(
-        second._client.jobs,
+        second.client.jobs,
         "download",
         fake_outputs(
             {

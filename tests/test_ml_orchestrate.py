@@ -409,3 +409,23 @@ def test_request_without_data_is_fine_when_not_training() -> None:
 )
 def test_exit_code(error: BaseException, code: int) -> None:
     assert exit_code(error) == code
+
+
+def test_backends_import_nothing_from_the_orchestration() -> None:
+    import ast
+
+    backends = Path(__file__).resolve().parents[1] / "mlops" / "backends"
+    reaching_up = []
+    for module in sorted(backends.rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            reaching_up += [
+                f"{module.name}: {name}" for name in names if name in ("mlops.orchestrate", "mlops.cli")
+            ]
+    assert reaching_up == []

@@ -25,6 +25,21 @@ class ConfigurationError(BackendError):
     kind = "config"
 
 
+class UsageError(ConfigurationError):
+    """The request cannot be carried out as given (flags, files, stack outputs, missing champion); exit 2.
+
+    It lives beside the backend contract so backends raise it without importing the orchestration.
+    """
+
+
+def serving_deployment(traffic: Mapping[str, int], exclude: str | None = None) -> str | None:
+    """The deployment taking most of the traffic (ties by name), ignoring `exclude`; None if none takes any."""
+    candidates = [(share, name) for name, share in traffic.items() if share > 0 and name != exclude]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda item: (-item[0], item[1]))[1]
+
+
 @dataclass(frozen=True)
 class EnvironmentSpec:
     """The training/inference environment: a base image plus a conda file."""
