@@ -18,6 +18,7 @@ from mlops.orchestrate import (
     EXIT_CODES_HELP,
     EXIT_OK,
     EXIT_USAGE,
+    HOOK_DEADLINE_S,
     DeployError,
     DeployRequest,
     DeploySummary,
@@ -56,7 +57,8 @@ EXIT_BUDGET_MISSED = 8
 MONITOR_EXIT_HELP = f"exit codes: 0 no threshold crossed, {EXIT_DRIFT} drift (the alert), 2 usage"
 LOADTEST_EXIT_HELP = f"exit codes: 0 budgets met, {EXIT_BUDGET_MISSED} a budget missed, 2 usage"
 LOCAL_ONLY = ("workdir", "rows", "serve")
-AZURE_ONLY = ("stack", "outputs", "dry_run")
+AZURE_ONLY = ("stack", "outputs", "dry_run", "online_target", "registry")
+ONLINE_TARGETS = ("kubernetes", "managed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,11 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--target", choices=("local", "azure"), required=True, help="where the lifecycle runs")
     run.add_argument("--data", type=Path, help="training CSV (default: generate a sample into the workdir)")
-    version = run.add_mutually_exclusive_group()
-    version.add_argument(
-        "--model-version", help="deploy this registered version; skips training and the gate"
+    run.add_argument(
+        "--model-version",
+        help="deploy this registered version (also one older than the champion); skips training and the gate",
     )
-    version.add_argument("--skip-training", action="store_true", help="deploy the current champion")
+    run.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="deploy without training: the current champion, or the --model-version given",
+    )
     run.add_argument(
         "--traffic-steps",
         type=_traffic_steps,
@@ -85,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="traffic percentages for the new deployment, in order (default 100; e.g. 10,50,100)",
     )
     run.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
+    run.add_argument(
+        "--deadline-minutes",
+        type=_positive_minutes,
+        default=HOOK_DEADLINE_S / 60,
+        metavar="M",
+        help=f"the whole run's deadline; every wait is capped by what is left (default {HOOK_DEADLINE_S / 60:.0f})",
+    )
     local = run.add_argument_group("--target local")
     local.add_argument(
         "--workdir", type=Path, help=f"state, registry, models and logs (default {DEFAULT_WORKDIR})"
@@ -95,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     azure.add_argument("--stack", help="Pulumi stack whose outputs locate the workspace (dev or prod)")
     azure.add_argument("--outputs", type=Path, help="JSON file of stack outputs (instead of asking pulumi)")
     azure.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
+    azure.add_argument(
+        "--online-target",
+        choices=ONLINE_TARGETS,
+        help="override the stack's online target (stack output onlineTarget); refused if the stack cannot host it",
+    )
+    azure.add_argument(
+        "--registry",
+        metavar="NAME",
+        help="take --model-version from this Azure ML registry (managed target only: Kubernetes endpoints "
+        "cannot serve registry models)",
+    )
     _add_monitor(commands)
     _add_loadtest(commands)
     return parser
@@ -151,6 +175,16 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
     load.add_argument(
         "--json", type=Path, help="also write the figures to this JSON file (for CI, benchmarks)"
     )
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: give a number of minutes") from None
+    if minutes <= 0:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: must be above zero")
+    return minutes
 
 
 def _traffic_steps(text: str) -> tuple[int, ...]:
@@ -237,7 +271,9 @@ def build_request(
         seed=args.seed,
         model_version=args.model_version,
         skip_training=args.skip_training,
+        model_registry=getattr(args, "registry", None),
         traffic_steps=args.traffic_steps,
+        deadline_s=args.deadline_minutes * 60,
     )
 
 
@@ -306,7 +342,12 @@ def deploy_azure(args: argparse.Namespace) -> int:
     progress = Progress()
     data = _given_data(args)
     backend = AzureBackend.from_cli(
-        stack=args.stack, outputs=args.outputs, dry_run=args.dry_run, log=progress.note
+        stack=args.stack,
+        outputs=args.outputs,
+        dry_run=args.dry_run,
+        log=progress.note,
+        online_target=args.online_target,
+        deadline_s=args.deadline_minutes * 60,
     )
     try:
         request = build_request(args, data, backend.outputs.endpoint_names())

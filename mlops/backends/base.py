@@ -115,7 +115,17 @@ class DeploymentSpec:
     model_name: str
     model_version: str
     instance_type: str = "Standard_DS3_v2"
+    """The managed online SKU; a Kubernetes deployment takes its instance type from its spec instead."""
     instance_count: int = 1
+    model_registry: str | None = None
+    """The Azure ML registry the version comes from; None for a version registered in the workspace."""
+
+    @property
+    def model_reference(self) -> str:
+        """The model as a deployment names it: `azureml:<name>:<version>` or the registry asset id."""
+        if self.model_registry:
+            return f"azureml://registries/{self.model_registry}/models/{self.model_name}/versions/{self.model_version}"
+        return f"azureml:{self.model_name}:{self.model_version}"
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ class OnlineEndpoints:
     def create_deployment(self, spec: DeploymentSpec, environment_spec: Path, deadline_s: float) -> None:
         s = self.session
         target = f"deployment {spec.name} on {spec.endpoint}"
-        model = f"azureml:{spec.model_name}:{spec.model_version}"
+        model = spec.model_reference
         current = s.exists(target, lambda: s.client.online_deployments.get(spec.name, spec.endpoint))
         if (
             current is not None
@@ -124,6 +124,7 @@ class OnlineEndpoints:
             if s.dry_run:
                 s.add_plan("deployment", f"{spec.endpoint}/{spec.name}", f"exists ({model})")
             return
+        self.target.prepare(spec)
         environment = self.assets.environment_id(environment_spec)
         if s.dry_run:
             s.add_plan(
@@ -271,7 +272,8 @@ class OnlineEndpoints:
 def same_model(model: Any, spec: DeploymentSpec) -> bool:
     """Whether a deployment's model reference (ARM id or azureml: URI) names spec's model version."""
     reference = str(getattr(model, "id", None) or model or "")
-    return reference.endswith(
+    from_registry = "/registries/" in reference
+    return from_registry == bool(spec.model_registry) and reference.endswith(
         (f"{spec.model_name}:{spec.model_version}", f"models/{spec.model_name}/versions/{spec.model_version}")
     )
 
