@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from mlops.backends.azure.session import Session, plain
-from mlops.backends.base import AssetRef, BackendError, DataSpec, EnvironmentSpec
+from mlops.backends.base import AssetRef, BackendError, DataSpec, EnvironmentSpec, UsageError
+from mlops.src.gate import pick_champion, version_key
 
 
 def content_hash(parts: Sequence[bytes], length: int = 16) -> str:
@@ -76,7 +78,11 @@ class Assets:
         environment = Environment(
             name=spec.name, version=version, image=spec.image, conda_file=str(spec.conda_file)
         )
-        s.call(target, lambda: s.client.environments.create_or_update(environment))
+        s.create(
+            target,
+            lambda: s.client.environments.create_or_update(environment),
+            lambda: s.client.environments.get(spec.name, version=version),
+        )
         return AssetRef(spec.name, version, created=True)
 
     def environment_id(self, spec_file: Path) -> str:
@@ -113,8 +119,13 @@ class Assets:
             type=AssetTypes.URI_FILE if spec.path.is_file() else AssetTypes.URI_FOLDER,
             description=spec.description or None,
         )
-        # The blob upload inside create_or_update has no SDK retry; our retry covers the whole call.
-        s.call(target, lambda: s.client.data.create_or_update(data))
+        # azure-storage-blob retries the upload itself; the version is the content hash, so a re-read
+        # after a lost response finds the same data.
+        s.create(
+            target,
+            lambda: s.client.data.create_or_update(data),
+            lambda: s.client.data.get(spec.name, version=version),
+        )
         return AssetRef(spec.name, version, created=True)
 
     def compute_name(self, requested: str) -> str:
@@ -141,17 +152,26 @@ class Assets:
             )
         return f"{name}: {getattr(compute, 'type', 'compute')} {size}, {scale}, {state}"
 
-    def model_versions(self, model_name: str) -> list[str]:
-        """Every registered version of the model."""
+    def models(self, model_name: str) -> list[Any]:
+        """Every registered version of the model; none on a workspace that never registered it (404)."""
         s = self.session
-        models = s.call(f"model {model_name}", lambda: list(s.client.models.list(name=model_name)))
-        return [m.version for m in models]
+        return s.exists(f"model {model_name}", lambda: list(s.client.models.list(name=model_name))) or []
+
+    def model_versions(self, model_name: str) -> list[str]:
+        """Every registered version number (as text) of the model."""
+        return [str(model.version) for model in self.models(model_name)]
 
     def champion_version(self, model_name: str) -> str | None:
-        """The newest registered version: register.py registers only what beat the champion, so the newest
-        version is the champion. (Whether AML's MLflow registry keeps the `champion` alias is unverified
-        offline, so it is not read here.)"""
+        """The version tagged champion, chosen on the client side: Azure ML's MLflow registry supports
+        version tags, not aliases, and cannot search by tag (how-to-manage-models-mlflow.md; AZURE-FACTS 16)."""
+        return pick_champion((str(model.version), model.tags or {}) for model in self.models(model_name))
+
+    def require_model(self, model_name: str, version: str) -> None:
+        """UsageError unless the workspace holds that version (before anything is created for it)."""
         versions = self.model_versions(model_name)
-        if not versions:
-            return None
-        return max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0, v))
+        if version not in versions:
+            shown = ", ".join(sorted(versions, key=version_key)) or "none"
+            raise UsageError(
+                f"model {model_name} has no version {version} in workspace {self.session.outputs.workspace_name} "
+                f"(registered: {shown}); give a registered version"
+            )

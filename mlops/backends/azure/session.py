@@ -1,13 +1,26 @@
-"""One workspace session shared by the Azure backend's parts: the MLClient, error mapping, waits, the plan."""
+"""One workspace session shared by the Azure backend's parts: the MLClient, error mapping, waits, the plan.
+
+Retries, in one place each (AZURE-FACTS 22):
+- HTTP: azure-core's RetryPolicy inside MLClient (408/429/5xx and connection errors, Retry-After honoured;
+  3 status retries by default). It also retries while polling long-running operations, which
+  `retry_total=0` would switch off, so it stays on and this module adds no second layer around SDK calls.
+- Blob uploads: azure-storage-blob retries them itself.
+- POSTs that start work (batch invoke) are never repeated here; a create whose response was lost is re-read
+  (`create`) before it counts as failed.
+- Long waits (jobs, deployments) ride out a transient read error and poll again, within their deadline.
+- Only requests made outside azure-core (the smoke test's scoring POST) use mlops.retry's policy.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from mlops.backends.base import BackendError, TransientBackendError
 from mlops.retry import (
@@ -27,6 +40,8 @@ T = TypeVar("T")
 DEFAULT_POLICY = RetryPolicy()
 ENDPOINT_DEADLINE_S = 1800.0
 """Endpoint create/update, traffic shifts and deletes: ARM operations that take minutes, not hours."""
+SDK_RETRIES = {"retry_total": 5, "retry_status": 3, "retry_connect": 3, "retry_backoff_factor": 0.8}
+"""azure-core's retries for every MLClient request and poll: 5 in all, 3 on a retryable status."""
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
@@ -61,11 +76,30 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     return _BEARER.sub(r"\1***", text)
 
 
+def request_host(error: BaseException) -> str:
+    """The host the failed request went to (azure-core errors carry their response and its request)."""
+    request = getattr(getattr(error, "response", None), "request", None)
+    return urlparse(str(getattr(request, "url", "") or "")).hostname or ""
+
+
+def missing_role(host: str, outputs: StackOutputs) -> str:
+    """The role a 403 from `host` points at, for the deploying identity (README, 'Roles')."""
+    storage = outputs.storage_account_name or "the workspace storage account"
+    if host.endswith(".blob.core.windows.net"):
+        return f"'Storage Blob Data Contributor' on storage account {storage} (datastores use identity auth)"
+    if host.endswith(".file.core.windows.net"):
+        return f"'Storage File Data Privileged Contributor' on storage account {storage}"
+    if "managedClusters" in host or host.endswith(".azmk8s.io"):
+        return "runCommand on the AKS cluster ('Azure Kubernetes Service Cluster User Role')"
+    return f"'AzureML Data Scientist' on workspace {outputs.workspace_name}"
+
+
 @dataclass
 class Session:
     """What every part of the Azure backend shares: where the workspace is, how to call it, what was planned.
 
     `client` is the MLClient, built on first use; other modules (promotion, monitoring) take it from here.
+    `deadline_s` bounds every wait of the run (the hook's own deadline), counted from the session's start.
     """
 
     outputs: StackOutputs
@@ -76,28 +110,38 @@ class Session:
     poll_interval_s: float = 30.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    deadline_s: float | None = None
     plan: list[PlanItem] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     _client: Any = None
 
+    def __post_init__(self) -> None:
+        self._started = self.clock()
+
+    @property
+    def credential_object(self) -> Any:
+        """The Azure credential, chosen per CI system on first use (see credentials.py)."""
+        if self.credential is None:
+            from mlops.backends.azure.credentials import build_credential, choose_credential
+
+            choice = choose_credential(os.environ)
+            self.say(f"azure: credential {choice.kind} ({choice.ci})")
+            self.credential = build_credential(choice, os.environ)
+        return self.credential
+
     @property
     def client(self) -> Any:
-        """MLClient built on first use; its own retries are off so ours (deadline, Retry-After) govern."""
+        """MLClient built on first use, with azure-core's HTTP and polling retries on (module docstring)."""
         if self._client is None:
             from azure.ai.ml import MLClient
 
-            credential = self.credential
-            if credential is None:
-                from azure.identity import DefaultAzureCredential
-
-                credential = DefaultAzureCredential()
             self._client = MLClient(
-                credential,
+                self.credential_object,
                 self.outputs.subscription_id,
                 self.outputs.resource_group,
                 self.outputs.workspace_name,
-                retry_total=0,
                 show_progress=False,
+                **SDK_RETRIES,
             )
         return self._client
 
@@ -116,8 +160,19 @@ class Session:
         self.plan.append(item)
         self.say(str(item))
 
+    def cap(self, deadline_s: float) -> float:
+        """A wait's deadline, cut to what is left of the hook's."""
+        if self.deadline_s is None:
+            return deadline_s
+        return max(0.0, min(deadline_s, self.deadline_s - (self.clock() - self._started)))
+
     def call(self, what: str, operation: Callable[[], T]) -> T:
-        """One Azure call: transient failures retried, then every failure mapped to a BackendError."""
+        """One SDK call (azure-core retried it already); every failure mapped to a BackendError with advice."""
+        with self.azure_errors(what):
+            return operation()
+
+    def call_with_retry(self, what: str, operation: Callable[[], T]) -> T:
+        """A request made outside azure-core (and idempotent): retried by mlops.retry's policy."""
         with self.azure_errors(what):
             return call_with_retry(
                 operation,
@@ -128,6 +183,17 @@ class Session:
                     f"{what}: {describe(error)}; retry {attempt} in {delay:.1f}s"
                 ),
             )
+
+    def create(self, what: str, create: Callable[[], T], reread: Callable[[], T | None]) -> T:
+        """Create once; if that fails, re-read: a create whose response was lost has still happened."""
+        try:
+            return self.call(what, create)
+        except BackendError as failure:
+            found = self.exists(f"{what} (re-read)", reread)
+            if found is None:
+                raise
+            self.say(f"{what}: {failure}; it exists now (the response was lost), carrying on")
+            return found
 
     @contextmanager
     def azure_errors(self, what: str) -> Iterator[None]:
@@ -140,7 +206,6 @@ class Session:
         except DeadlineExceeded as late:
             raise BackendError(self.safe(f"{what}: {late}")) from None
         except Exception as error:  # noqa: BLE001 - every SDK failure becomes a BackendError with advice
-            # Transient errors land here when they happen outside our retry (e.g. while polling an LRO).
             kind = TransientBackendError if is_transient(error) else BackendError
             raise kind(self.safe(f"{what}: {self.advice(error)}")) from None
 
@@ -151,12 +216,18 @@ class Session:
         if status == 401 or "ClientAuthenticationError" in names:
             return (
                 f"authentication failed ({describe(error)}): no usable identity or its token was rejected. "
-                "Run `az login`, or in CI set AZURE_CLIENT_ID/AZURE_TENANT_ID and a federated token"
+                "Run `az login`, or in CI give the hook a refreshing credential (README, 'Credentials')"
             )
         if status == 403:
+            vnet = (
+                " The workspace is private: if the message says public access is disabled, run the hook "
+                "from inside its VNet (the self-hosted agents)"
+                if self.outputs.private_workspace
+                else ""
+            )
             return (
-                f"permission denied on {where} ({describe(error)}). Grant the deploying identity "
-                "'AzureML Data Scientist' on the workspace (see the README section of the hook)"
+                f"permission denied ({describe(error)}). Grant the deploying identity "
+                f"{missing_role(request_host(error), self.outputs)} (README, 'Roles').{vnet}"
             )
         if status == 404 or "ResourceNotFoundError" in names:
             return (
@@ -177,27 +248,42 @@ class Session:
         return self.call(what, read_or_none)
 
     def finish(self, what: str, begin: Callable[[], Any], deadline_s: float) -> Any:
-        """Start a long-running operation and wait for it within the deadline."""
+        """Start a long-running operation and wait for it within the deadline (capped by the hook's)."""
         poller = self.call(what, begin)
+        limit = self.cap(deadline_s)
         with self.azure_errors(what):
-            poller.wait(timeout=deadline_s)
+            poller.wait(timeout=limit)
             if not poller.done():
                 raise DeadlineExceeded(
-                    f"not finished within {deadline_s:.0f}s; it continues in Azure, re-run to resume"
+                    f"not finished within {limit:.0f}s; it continues in Azure, re-run to resume"
                 )
             return poller.result()
 
     def wait(self, poll: Callable[[], T], done: Callable[[T], bool], deadline_s: float, what: str) -> T:
-        """Poll until done, within the deadline, at the session's poll interval."""
+        """Poll until done, within the deadline (capped by the hook's); a transient read error polls again."""
+        unknown: list[TransientBackendError] = []
+
+        def tolerant_poll() -> Any:
+            try:
+                value = poll()
+            except TransientBackendError as error:
+                self.say(f"{what}: {error}; polling again")
+                unknown.append(error)
+                return None
+            return value
+
+        def state(value: Any) -> str:
+            if value is None and unknown:
+                return str(unknown[-1])
+            return plain(getattr(value, "status", None) or getattr(value, "provisioning_state", None))
+
         return wait_until(
-            poll,
-            done,
-            deadline_s=deadline_s,
+            tolerant_poll,
+            lambda value: value is not None and done(value),
+            deadline_s=self.cap(deadline_s),
             interval_s=self.poll_interval_s,
             what=what,
-            state=lambda value: plain(
-                getattr(value, "status", None) or getattr(value, "provisioning_state", None)
-            ),
+            state=state,
             clock=self.clock,
             sleep=self.sleep,
         )

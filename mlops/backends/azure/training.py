@@ -94,9 +94,10 @@ class Training:
             return self._dry_run(request, existing, name)
         if existing is None:
             job = self._build_job(request, name, key)
-            existing = s.call(
+            existing = s.create(
                 f"submit {name}",
                 lambda: s.client.jobs.create_or_update(job, experiment_name=request.experiment),
+                lambda: s.client.jobs.get(name),
             )
             s.say(f"training: submitted {name} ({existing.studio_url})")
         else:
@@ -136,8 +137,22 @@ class Training:
 
     def _dry_run(self, request: TrainingRequest, existing: Any, name: str) -> TrainingResult:
         s = self.session
+        target = f"job {name} in {request.experiment}"
+        if existing is not None and job_status(existing) == "Completed":
+            # A re-run with the same code and data: the job's verdict is there to read (reads only).
+            s.add_plan("training", target, "exists (Completed); would attach, nothing submitted")
+            result = self._result(existing, request.model_name)
+            verdict = (
+                f"registered version {result.model_version}" if result.model_version else "registered nothing"
+            )
+            s.add_plan(
+                "gate",
+                f"model {request.model_name}",
+                f"read from {name}: deploy_flag {result.deploy_flag}, {verdict}",
+            )
+            return result
         state = f"exists ({job_status(existing)}); would follow it" if existing else "would submit and wait"
-        s.add_plan("training", f"job {name} in {request.experiment}", state)
+        s.add_plan("training", target, state)
         version = next_model_version(self.assets.model_versions(request.model_name))
         s.add_plan("gate", f"model {request.model_name}", f"assumes a new champion (version {version})")
         return TrainingResult(
@@ -192,9 +207,11 @@ class Training:
             ) from None
 
     def _children(self, name: str) -> list[Any]:
-        """The pipeline's step jobs (run history, reached through MLClient's jobs.list)."""
+        """The pipeline's step jobs (run history, through jobs.list, which yields None for a child it cannot
+        convert: those are skipped)."""
         s = self.session
-        return s.call(f"steps of {name}", lambda: list(s.client.jobs.list(parent_job_name=name)))
+        children = s.call(f"steps of {name}", lambda: list(s.client.jobs.list(parent_job_name=name)))
+        return [child for child in children if child is not None]
 
     def _result(self, job: Any, model_name: str) -> TrainingResult:
         children = self._children(job.name)
