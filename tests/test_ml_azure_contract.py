@@ -170,6 +170,8 @@ def test_training_job_is_submitted_pinned_and_polled_to_completed(
     assert body["inputs"]["raw_data"]["uri"].endswith("data/taxi-data/versions/d1")
     assert body["inputs"]["seed"]["value"] in ("7", 7)
     assert body["settings"]["default_compute"].endswith("/computes/cpu-cluster")
+    # evaluate and register decide against today's registry: never reused (AZURE-FACTS 17).
+    assert body["settings"]["force_rerun"] is True
     components = [arm.store[path]["properties"]["componentSpec"] for path in puts(arm, "/components/")]
     assert len(components) == len(STEPS)
     assert {tuple(spec["environment"].rsplit("/", 3)[-3:]) for spec in components} == {
