@@ -165,7 +165,10 @@ class FakeArm:
     """Smoke-test POSTs the scoring hosts received: url, headers, rows."""
 
     def install(self, mock: responses.RequestsMock) -> None:
-        """Route every host to its handler; handlers are looked up per request, so a test can wrap one."""
+        """Route every host to its handler; handlers are looked up per request, so a test can wrap one.
+
+        `self.mock` stays available for a test to intercept one more host (a token endpoint, say)."""
+        self.mock = mock
         for method in ("GET", "PUT", "POST", "DELETE", "PATCH"):
             mock.add_callback(method, re.compile(re.escape(ARM) + r"/.*"), callback=lambda r: self.handle(r))
         for method in ("GET", "HEAD", "PUT"):

@@ -723,3 +723,58 @@ def test_a_deployment_without_quota_is_refused_naming_sku_need_and_limit(arm: Fa
     assert "Standard_DS3_v2 needs 8 cores of family standardDSv2Family" in message
     assert "limit in westeurope is 24 with 20 in use (4 free)" in message
     assert puts(arm, "/deployments/") == []
+
+
+# ---------------------------------------------------------------- waits never outlive their deadlines (fake clock)
+
+
+def test_a_training_job_that_never_finishes_is_left_at_its_deadline(arm: FakeArm) -> None:
+    arm.put("/jobs/taxi-train-stuck", {"properties": {"jobType": "Pipeline", "status": "Running"}})
+    recorder = Recorder()
+
+    with pytest.raises(BackendError, match="not finished after 3600s .*Re-run the hook to attach"):
+        make_backend(recorder).training.wait_for_job("taxi-train-stuck", deadline_s=3600)
+
+    assert recorder.clock() == 3600, "waited exactly its deadline"
+
+
+def test_the_hooks_deadline_caps_a_longer_step_deadline(arm: FakeArm) -> None:
+    arm.put("/jobs/taxi-train-stuck", {"properties": {"jobType": "Pipeline", "status": "Running"}})
+    recorder = Recorder()
+    backend = make_backend(recorder, deadline_s=900)
+
+    with pytest.raises(BackendError, match="not finished after 900s"):
+        backend.training.wait_for_job("taxi-train-stuck", deadline_s=4 * 3600)
+
+    assert recorder.clock() == 900
+
+
+def test_a_transient_error_while_waiting_polls_again_within_the_deadline(arm: FakeArm) -> None:
+    arm.put("/jobs/taxi-train-flaky", {"properties": {"jobType": "Pipeline", "status": "Running"}})
+    # One poll's request and azure-core's 3 retries all fail; the next poll finds the job done.
+    arm.queue(
+        "/jobs/taxi-train-flaky",
+        *[(503, {}, {"error": {"code": "ServiceUnavailable", "message": "busy"}})] * 4,
+    )
+    arm.job_progress.append("Completed")
+    recorder = Recorder()
+
+    job = make_backend(recorder).training.wait_for_job("taxi-train-flaky", deadline_s=3600)
+
+    assert job.status == "Completed"
+    assert any("HTTP 503" in line and "polling again" in line for line in recorder.lines)
+    assert recorder.clock() == 10, "one poll interval, not a failed hook"
+
+
+@needs_deploy_specs
+def test_a_batch_job_that_never_finishes_is_left_at_its_deadline(arm: FakeArm, tmp_path: Path) -> None:
+    recorder = Recorder()
+    backend = make_backend(recorder)
+    arm.job_progress.extend(["Running"])
+
+    with pytest.raises(BackendError, match="batch scoring job taxi-batch-.* not finished after 1800s"):
+        backend.run_batch(
+            "taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", batch_sample(tmp_path), 1800
+        )
+
+    assert recorder.clock() == 1800

@@ -14,10 +14,7 @@ AZURE-FACTS 21), so an hour-long hook never relies on `az login`:
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,22 +73,24 @@ def _require(env: Mapping[str, str], names: tuple[str, ...], ci: str, fix: str) 
         )
 
 
-def github_oidc_token(env: Mapping[str, str], open_url: Callable[..., Any] = urllib.request.urlopen) -> str:
+def github_oidc_token(env: Mapping[str, str]) -> str:
     """A fresh GitHub Actions OIDC token for Microsoft Entra (asked anew on every call)."""
-    url = env["ACTIONS_ID_TOKEN_REQUEST_URL"]
-    separator = "&" if urllib.parse.urlparse(url).query else "?"
-    request = urllib.request.Request(
-        f"{url}{separator}audience={urllib.parse.quote(GITHUB_AUDIENCE, safe='')}",
+    import requests
+
+    response = requests.get(
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"],
+        params={"audience": GITHUB_AUDIENCE},
         headers={
             "Authorization": f"Bearer {env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}",
             "Accept": "application/json",
         },
+        timeout=OIDC_TIMEOUT_S,
     )
-    with open_url(request, timeout=OIDC_TIMEOUT_S) as response:
-        token = json.loads(response.read().decode("utf-8")).get("value")
+    token = response.json().get("value") if response.ok else None
     if not token:
         raise UsageError(
-            "GitHub Actions returned no OIDC token; does the job have `permissions: id-token: write`?"
+            f"GitHub Actions returned no OIDC token (HTTP {response.status_code}); "
+            "does the job have `permissions: id-token: write`?"
         )
     return str(token)
 
