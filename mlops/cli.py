@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-specs", help="validate the AML YAML specs under mlops/azureml offline")
+    runner = commands.add_parser(
+        "hook-runner",
+        help="where CI must run the hook for a stack: print a GitHub runs-on value, or check a pool/label",
+    )
+    runner.add_argument("--outputs", type=Path, required=True, help="JSON file of stack outputs")
+    runner.add_argument("--ci", choices=("github", "azure-devops", "jenkins"), required=True)
+    runner.add_argument("--given", default="", help="the pool (Azure DevOps) or agent label (Jenkins) in use")
     run = commands.add_parser(
         "deploy",
         help="train, gate, deploy blue/green with a smoke test, shift traffic, score the batch sample",
@@ -204,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return monitor_local(args)
         if args.command == "loadtest":
             return loadtest(args)
+        if args.command == "hook-runner":
+            return hook_runner(args)
         _reject_foreign_flags(args)
         return deploy_local(args) if args.target == "local" else deploy_azure(args)
     except KeyboardInterrupt:
@@ -246,6 +255,28 @@ def check_specs() -> int:
         print(problem, file=sys.stderr)
     print(f"check-specs: {len(problems)} problem(s)")
     return EXIT_USAGE if problems else EXIT_OK
+
+
+def hook_runner(args: argparse.Namespace) -> int:
+    """Print where the hook must run (GitHub), or exit 2 when the given pool/label cannot reach the workspace."""
+    import json
+
+    from mlops.backends.azure.placement import hook_runner as runner_for
+    from mlops.backends.azure.placement import runner_problem
+    from mlops.stack_outputs import StackOutputsError, load_stack_outputs
+
+    try:
+        outputs = load_stack_outputs(None, args.outputs)
+    except StackOutputsError as error:
+        raise UsageError(str(error)) from None
+    if args.ci == "github":
+        print(json.dumps(runner_for(outputs).github_runs_on))
+        return EXIT_OK
+    problem = runner_problem(outputs, args.ci, args.given)
+    if problem:
+        raise UsageError(problem)
+    print(f"hook-runner: {args.given or 'this agent'} can reach workspace {outputs.workspace_name}")
+    return EXIT_OK
 
 
 def build_request(

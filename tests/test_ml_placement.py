@@ -6,7 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from mlops.backends.azure.placement import choose_online_target, hook_location_problem, stack_online_target
+from mlops.backends.azure.placement import (
+    choose_online_target,
+    hook_location_problem,
+    hook_runner,
+    runner_problem,
+    stack_online_target,
+)
 from mlops.backends.base import UsageError
 from mlops.stack_outputs import StackOutputs
 
@@ -79,3 +85,58 @@ def test_a_private_workspace_needs_the_hook_inside_the_vnet(
     assert (problem is not None) is refused
     if problem:
         assert "aml-vnet-dev" in problem and "AZURE-FACTS 5, 32" in problem
+
+
+def test_github_runs_the_hook_of_a_private_stack_on_its_vnet_runner() -> None:
+    assert hook_runner(PRIVATE_CUSTOMER_AKS).github_runs_on == ["self-hosted", "aml-vnet-dev"]
+    assert hook_runner(CUSTOMER_AKS).github_runs_on == "ubuntu-latest"
+
+
+@pytest.mark.parametrize(
+    ("outputs", "ci", "given", "refused"),
+    [
+        (
+            replace(PRIVATE_CUSTOMER_AKS, agent_pool_name="pool-taxi001dev"),
+            "azure-devops",
+            "",
+            "pool-taxi001dev",
+        ),
+        (PRIVATE_CUSTOMER_AKS, "azure-devops", "Azure Pipelines", "agentPoolName"),
+        (PRIVATE_CUSTOMER_AKS, "azure-devops", "pool-taxi001dev", None),
+        (PRIVATE_CUSTOMER_AKS, "jenkins", "linux", "labelled aml-vnet-dev"),
+        (PRIVATE_CUSTOMER_AKS, "jenkins", "aml-vnet-dev", None),
+        (CUSTOMER_AKS, "azure-devops", "", None),
+    ],
+)
+def test_a_pool_or_label_that_cannot_reach_a_private_workspace_is_refused(
+    outputs: StackOutputs, ci: str, given: str, refused: str | None
+) -> None:
+    problem = runner_problem(outputs, ci, given)
+    assert (problem is None) == (refused is None)
+    if refused:
+        assert refused in str(problem)
+
+
+def test_the_hook_runner_command_prints_runs_on_or_exits_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from mlops import cli
+
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps(
+            {
+                "subscriptionId": "sub",
+                "resourceGroupName": "rg",
+                "workspaceName": "mlw-taxi001prod",
+                "location": "westeurope",
+                "computeClusterName": "cpu-cluster",
+                "environment": "prod",
+                "workspacePublicNetworkAccess": "Disabled",
+            }
+        )
+    )
+    assert cli.main(["hook-runner", "--ci", "github", "--outputs", str(outputs)]) == 0
+    assert json.loads(capsys.readouterr().out) == ["self-hosted", "aml-vnet-prod"]
+    assert cli.main(["hook-runner", "--ci", "jenkins", "--outputs", str(outputs), "--given", "linux"]) == 2
+    assert "labelled aml-vnet-prod" in capsys.readouterr().err

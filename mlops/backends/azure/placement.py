@@ -81,3 +81,50 @@ def hook_location_problem(outputs: StackOutputs, env: Mapping[str, str]) -> str 
             f"subnet (label aml-vnet-{outputs.environment}; see the README, 'Which CI jobs need the VNet')"
         )
     return None
+
+
+VNET_RUNNER_PREFIX = "aml-vnet-"
+"""GitHub runner / Jenkins agent label of the self-hosted machines in a stack's agents subnet: aml-vnet-<env>."""
+HOSTED_RUNNER = "ubuntu-latest"
+
+
+@dataclass(frozen=True)
+class HookRunner:
+    """Where CI must run the hook for a stack: inside its VNet (a private workspace) or anywhere."""
+
+    needs_vnet: bool
+    label: str
+    """The self-hosted label (aml-vnet-<env>) when the VNet is needed, else the hosted image."""
+    pool: str | None
+    """The Azure DevOps agent pool the stack created (agentPoolName), when it exports one."""
+
+    @property
+    def github_runs_on(self) -> list[str] | str:
+        """The value of a GitHub job's `runs-on`."""
+        return ["self-hosted", self.label] if self.needs_vnet else HOSTED_RUNNER
+
+
+def hook_runner(outputs: StackOutputs) -> HookRunner:
+    """The runner the hook needs: a private workspace's data plane is reachable only from its VNet (5, 32)."""
+    if outputs.private_workspace:
+        return HookRunner(True, f"{VNET_RUNNER_PREFIX}{outputs.environment}", outputs.agent_pool_name)
+    return HookRunner(False, HOSTED_RUNNER, outputs.agent_pool_name)
+
+
+def runner_problem(outputs: StackOutputs, ci: str, given: str) -> str | None:
+    """Why the pool/label a CI file gives the hook job cannot reach the workspace; None when it can."""
+    runner = hook_runner(outputs)
+    if not runner.needs_vnet:
+        return None
+    if ci == "azure-devops" and given in ("", "Azure Pipelines"):
+        pool = runner.pool or "the agentPoolName output of the stack"
+        return (
+            f"stack {outputs.workspace_name} is private: run its hook job on the self-hosted pool {pool} "
+            "(set hookPool for this target in .ci/azure-pipelines.yml), not on Microsoft-hosted agents"
+        )
+    if ci == "jenkins" and not given.startswith(VNET_RUNNER_PREFIX):
+        return (
+            f"stack {outputs.workspace_name} is private: run its hook stage on an agent labelled {runner.label} "
+            f"in the agents subnet, not on {given or 'any agent'}"
+        )
+    return None
