@@ -168,8 +168,8 @@ class InstanceTypeApplier:
         if exit_code != 0:
             raise BackendError(
                 f"{what}: kubectl apply exited {exit_code} ({getattr(properties, 'reason', None) or 'no reason'}): "
-                f"{logs[-1500:]}. The deploying identity needs runCommand on the cluster and Kubernetes RBAC "
-                "to write instancetypes (Azure Kubernetes Service RBAC Cluster Admin)"
+                f"{logs[-1500:]}. The deploying identity needs managedClusters/runcommand/action on the cluster "
+                "and Kubernetes RBAC to write instancetypes (Azure Kubernetes Service RBAC Cluster Admin)"
             )
         outcome = applied(logs)
         s.say(f"instance types: {', '.join(f'{n} {a}' for n, a in outcome.items()) or logs.strip()[:200]}")

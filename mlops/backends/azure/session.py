@@ -90,7 +90,9 @@ def missing_role(host: str, outputs: StackOutputs) -> str:
     if host.endswith(".file.core.windows.net"):
         return f"'Storage File Data Privileged Contributor' on storage account {storage}"
     if "managedClusters" in host or host.endswith(".azmk8s.io"):
-        return "runCommand on the AKS cluster ('Azure Kubernetes Service Cluster User Role')"
+        return (
+            "managedClusters/runcommand/action and commandResults/read on the AKS cluster (README, 'Roles')"
+        )
     return f"'AzureML Data Scientist' on workspace {outputs.workspace_name}"
 
 
