@@ -158,12 +158,14 @@ def test_first_deploy_dry_run_plans_every_step_with_reads_only(
     assert states["batch"][0].endswith("would create")
     if target == "kubernetes":
         assert "instance type taxi-score" in states["deployment"][0]
-        assert states["instance"][0].endswith("would apply (AKS run command: kubectl apply)")
+        assert states["instancetype"][0].endswith("would apply (AKS run command: kubectl apply)")
+        assert "https://scoring.taxi.internal/api/v1/endpoint/ep-mlops-dev/score" in states["smoke"][0]
         assert "quota" not in states
     else:
         assert "Standard_DS3_v2 x 1" in states["deployment"][0]
         assert states["quota"][0].endswith("8 cores needed, 24 of 24 free")
-        assert "instance" not in states
+        assert "https://ep-mlops-dev.westeurope.inference.ml.azure.com/score" in states["smoke"][0]
+        assert "instancetype" not in states
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

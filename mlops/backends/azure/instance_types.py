@@ -146,7 +146,7 @@ class InstanceTypeApplier:
             return
         if s.dry_run:
             s.add_plan(
-                "instance types", f"{names} on {cluster}", "would apply (AKS run command: kubectl apply)"
+                "instancetype", f"{names} on {cluster}", "would apply (AKS run command: kubectl apply)"
             )
             self._done = True
             return

@@ -172,7 +172,13 @@ class OnlineEndpoints:
         except ValueError as problem:
             raise BackendError(f"{request_sample}: {problem}") from None
         if s.dry_run:
-            s.add_plan("smoke", f"{endpoint}/{deployment}", f"would POST {rows} rows with the endpoint key")
+            known = self.get(endpoint)
+            uri = known.scoring_uri if known is not None else self.target.planned_uri(endpoint)
+            s.add_plan(
+                "smoke",
+                f"{endpoint}/{deployment}",
+                f"would POST {rows} rows to {uri} (key, deployment header)",
+            )
             return SmokeResult(ok=True, status=None, detail="dry run: not sent")
         state = s.call(f"online endpoint {endpoint}", lambda: s.client.online_endpoints.get(endpoint))
         keys = s.call(f"keys of {endpoint}", lambda: s.client.online_endpoints.get_keys(endpoint))
