@@ -176,7 +176,9 @@ class FakeArm:
         mock.add_callback(
             "GET", DISCOVERY, callback=lambda request: (200, {}, json.dumps({"api": DATA_PLANE}))
         )
-        mock.add_callback("GET", re.compile(re.escape(DATA_PLANE) + r"/history/.*"), callback=self.history)
+        mock.add_callback(
+            "GET", re.compile(re.escape(DATA_PLANE) + r"/history/.*"), callback=lambda r: self.history(r)
+        )
         mock.add_callback(
             "POST",
             re.compile(r"https://[a-z0-9-]+\.westeurope\.inference\.ml\.azure\.com/jobs"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -778,3 +779,33 @@ def test_a_batch_job_that_never_finishes_is_left_at_its_deadline(arm: FakeArm, t
         )
 
     assert recorder.clock() == 1800
+
+
+@needs_pipeline
+def test_a_child_job_the_sdk_cannot_parse_is_skipped(arm: FakeArm, monkeypatch: Any) -> None:
+    backend = make_backend(Recorder())
+    request = training_request(arm)
+    arm.job_progress.extend(["Completed"])
+    arm.step_statuses = dict.fromkeys(STEPS, "Completed")
+    healthy = arm.history
+
+    def with_an_unparsable_child(request: Any) -> tuple[int, dict[str, str], str]:
+        status, headers, body = healthy(request)
+        children = json.loads(body)["value"] + [{"runId": "child-odd", "properties": "not a mapping"}]
+        return status, headers, json.dumps({"value": children})
+
+    arm.history = with_an_unparsable_child  # type: ignore[method-assign]
+    monkeypatch.setattr(
+        backend.client.jobs,
+        "download",
+        fake_outputs(
+            {
+                "child-register/model_info_output_path": {"model_info.json": MODEL_INFO},
+                "child-evaluate/evaluation_output": {"metrics.json": METRICS},
+            }
+        ),
+    )
+
+    result = backend.run_training(request)
+
+    assert result.status == "Completed" and result.model_version == "4"
