@@ -313,3 +313,14 @@ def test_an_unknown_node_size_names_the_table_to_extend(arm: FakeArm) -> None:
 
     with pytest.raises(UsageError, match="Standard_Z9_v9.*NODE_SIZES"):
         backend.create_deployment(SPEC, 1800)
+
+
+def test_a_403_from_the_run_command_names_the_aks_permission(arm: FakeArm) -> None:
+    backend = kubernetes_backend(arm, Recorder(), [GOOD], [])
+    backend.ensure_online_endpoint(ENDPOINT)
+    forbidden = {"error": {"code": "AuthorizationFailed", "message": "no runCommand for you"}}
+    arm.queue("/runCommand", (403, {}, forbidden))
+
+    with pytest.raises(BackendError, match="managedClusters/runcommand/action and commandResults/read"):
+        backend.create_deployment(SPEC, 1800)
+    assert puts(arm, "/deployments/") == []

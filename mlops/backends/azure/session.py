@@ -76,20 +76,21 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     return _BEARER.sub(r"\1***", text)
 
 
-def request_host(error: BaseException) -> str:
-    """The host the failed request went to (azure-core errors carry their response and its request)."""
+def request_url(error: BaseException) -> str:
+    """The URL the failed request went to (azure-core errors carry their response and its request)."""
     request = getattr(getattr(error, "response", None), "request", None)
-    return urlparse(str(getattr(request, "url", "") or "")).hostname or ""
+    return str(getattr(request, "url", "") or "")
 
 
-def missing_role(host: str, outputs: StackOutputs) -> str:
-    """The role a 403 from `host` points at, for the deploying identity (README, 'Roles')."""
+def missing_role(url: str, outputs: StackOutputs) -> str:
+    """The role a 403 from `url` points at, for the deploying identity (README, 'Roles')."""
     storage = outputs.storage_account_name or "the workspace storage account"
+    host = urlparse(url).hostname or ""
     if host.endswith(".blob.core.windows.net"):
         return f"'Storage Blob Data Contributor' on storage account {storage} (datastores use identity auth)"
     if host.endswith(".file.core.windows.net"):
         return f"'Storage File Data Privileged Contributor' on storage account {storage}"
-    if "managedClusters" in host or host.endswith(".azmk8s.io"):
+    if "/providers/Microsoft.ContainerService/managedClusters/" in url:
         return (
             "managedClusters/runcommand/action and commandResults/read on the AKS cluster (README, 'Roles')"
         )
@@ -191,7 +192,10 @@ class Session:
         try:
             return self.call(what, create)
         except BackendError as failure:
-            found = self.exists(f"{what} (re-read)", reread)
+            try:
+                found = self.exists(f"{what} (re-read)", reread)
+            except BackendError:
+                raise failure from None
             if found is None:
                 raise
             self.say(f"{what}: {failure}; it exists now (the response was lost), carrying on")
@@ -229,7 +233,7 @@ class Session:
             )
             return (
                 f"permission denied ({describe(error)}). Grant the deploying identity "
-                f"{missing_role(request_host(error), self.outputs)} (README, 'Roles').{vnet}"
+                f"{missing_role(request_url(error), self.outputs)} (README, 'Roles').{vnet}"
             )
         if status == 404 or "ResourceNotFoundError" in names:
             return (
