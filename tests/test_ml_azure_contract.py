@@ -23,10 +23,12 @@ from tests._fake_arm import (
     ARM,
     ENDPOINT_KEY,
     ISSUED_TOKENS,
+    SUBSCRIPTION,
     WORKSPACE_PATH,
     FakeArm,
     FakeResponse,
     Recorder,
+    StaticCredential,
     arm,
     env_spec,
     fake_outputs,
@@ -37,7 +39,7 @@ from tests._fake_arm import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-__all__ = ["arm"]
+__all__ = ["SUBSCRIPTION", "StaticCredential", "arm"]  # tests/test_monitor_azure.py imports them from here
 
 
 # ---------------------------------------------------------------- assets
