@@ -278,6 +278,7 @@ def test_online_endpoint_deployment_smoke_traffic_and_delete(
     arm: FakeArm, tmp_path: Path, caplog: Any, capsys: Any
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    arm.seed_model("4")
     recorder, posts = Recorder(), []
     backend = online_backend(recorder, posts, FakeResponse(200, {"predictions": [12.5, 30.25]}))
     spec = DeploymentSpec(
@@ -315,6 +316,7 @@ def test_online_endpoint_deployment_smoke_traffic_and_delete(
 
 @needs_deploy_specs
 def test_existing_healthy_deployment_is_not_recreated(arm: FakeArm, tmp_path: Path) -> None:
+    arm.seed_model("4")
     spec = DeploymentSpec(
         endpoint="taxi-online-dev", name="taxi-fare-model-v4", model_name="taxi-fare-model", model_version="4"
     )
