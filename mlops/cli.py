@@ -18,6 +18,7 @@ from mlops.orchestrate import (
     EXIT_CODES_HELP,
     EXIT_OK,
     EXIT_USAGE,
+    HOOK_DEADLINE_S,
     DeployError,
     DeployRequest,
     DeploySummary,
@@ -56,7 +57,8 @@ EXIT_BUDGET_MISSED = 8
 MONITOR_EXIT_HELP = f"exit codes: 0 no threshold crossed, {EXIT_DRIFT} drift (the alert), 2 usage"
 LOADTEST_EXIT_HELP = f"exit codes: 0 budgets met, {EXIT_BUDGET_MISSED} a budget missed, 2 usage"
 LOCAL_ONLY = ("workdir", "rows", "serve")
-AZURE_ONLY = ("stack", "outputs", "dry_run")
+AZURE_ONLY = ("stack", "outputs", "dry_run", "online_target", "registry")
+ONLINE_TARGETS = ("kubernetes", "managed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-specs", help="validate the AML YAML specs under mlops/azureml offline")
+    runner = commands.add_parser(
+        "hook-runner",
+        help="where CI must run the hook for a stack: print a GitHub runs-on value, or check a pool/label",
+    )
+    runner.add_argument("--outputs", type=Path, required=True, help="JSON file of stack outputs")
+    runner.add_argument("--ci", choices=("github", "azure-devops", "jenkins"), required=True)
+    runner.add_argument("--given", default="", help="the pool (Azure DevOps) or agent label (Jenkins) in use")
     run = commands.add_parser(
         "deploy",
         help="train, gate, deploy blue/green with a smoke test, shift traffic, score the batch sample",
@@ -72,11 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--target", choices=("local", "azure"), required=True, help="where the lifecycle runs")
     run.add_argument("--data", type=Path, help="training CSV (default: generate a sample into the workdir)")
-    version = run.add_mutually_exclusive_group()
-    version.add_argument(
-        "--model-version", help="deploy this registered version; skips training and the gate"
+    run.add_argument(
+        "--model-version",
+        help="deploy this registered version (also one older than the champion); skips training and the gate",
     )
-    version.add_argument("--skip-training", action="store_true", help="deploy the current champion")
+    run.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="deploy without training: the current champion, or the --model-version given",
+    )
     run.add_argument(
         "--traffic-steps",
         type=_traffic_steps,
@@ -85,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="traffic percentages for the new deployment, in order (default 100; e.g. 10,50,100)",
     )
     run.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
+    run.add_argument(
+        "--deadline-minutes",
+        type=_positive_minutes,
+        default=HOOK_DEADLINE_S / 60,
+        metavar="M",
+        help=f"the whole run's deadline; every wait is capped by what is left (default {HOOK_DEADLINE_S / 60:.0f})",
+    )
     local = run.add_argument_group("--target local")
     local.add_argument(
         "--workdir", type=Path, help=f"state, registry, models and logs (default {DEFAULT_WORKDIR})"
@@ -95,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     azure.add_argument("--stack", help="Pulumi stack whose outputs locate the workspace (dev or prod)")
     azure.add_argument("--outputs", type=Path, help="JSON file of stack outputs (instead of asking pulumi)")
     azure.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
+    azure.add_argument(
+        "--online-target",
+        choices=ONLINE_TARGETS,
+        help="override the stack's online target (stack output onlineTarget); refused if the stack cannot host it",
+    )
+    azure.add_argument(
+        "--registry",
+        metavar="NAME",
+        help="take --model-version from this Azure ML registry (managed target only: Kubernetes endpoints "
+        "cannot serve registry models)",
+    )
     _add_monitor(commands)
     _add_loadtest(commands)
     return parser
@@ -153,6 +184,16 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
     )
 
 
+def _positive_minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: give a number of minutes") from None
+    if minutes <= 0:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: must be above zero")
+    return minutes
+
+
 def _traffic_steps(text: str) -> tuple[int, ...]:
     try:
         return parse_traffic_steps(text)
@@ -170,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return monitor_local(args)
         if args.command == "loadtest":
             return loadtest(args)
+        if args.command == "hook-runner":
+            return hook_runner(args)
         _reject_foreign_flags(args)
         return deploy_local(args) if args.target == "local" else deploy_azure(args)
     except KeyboardInterrupt:
@@ -214,6 +257,28 @@ def check_specs() -> int:
     return EXIT_USAGE if problems else EXIT_OK
 
 
+def hook_runner(args: argparse.Namespace) -> int:
+    """Print where the hook must run (GitHub), or exit 2 when the given pool/label cannot reach the workspace."""
+    import json
+
+    from mlops.backends.azure.placement import hook_runner as runner_for
+    from mlops.backends.azure.placement import runner_problem
+    from mlops.stack_outputs import StackOutputsError, load_stack_outputs
+
+    try:
+        outputs = load_stack_outputs(None, args.outputs)
+    except StackOutputsError as error:
+        raise UsageError(str(error)) from None
+    if args.ci == "github":
+        print(json.dumps(runner_for(outputs).github_runs_on))
+        return EXIT_OK
+    problem = runner_problem(outputs, args.ci, args.given)
+    if problem:
+        raise UsageError(problem)
+    print(f"hook-runner: {args.given or 'this agent'} can reach workspace {outputs.workspace_name}")
+    return EXIT_OK
+
+
 def build_request(
     args: argparse.Namespace,
     data: Path | None,
@@ -237,7 +302,9 @@ def build_request(
         seed=args.seed,
         model_version=args.model_version,
         skip_training=args.skip_training,
+        model_registry=getattr(args, "registry", None),
         traffic_steps=args.traffic_steps,
+        deadline_s=args.deadline_minutes * 60,
     )
 
 
@@ -306,7 +373,12 @@ def deploy_azure(args: argparse.Namespace) -> int:
     progress = Progress()
     data = _given_data(args)
     backend = AzureBackend.from_cli(
-        stack=args.stack, outputs=args.outputs, dry_run=args.dry_run, log=progress.note
+        stack=args.stack,
+        outputs=args.outputs,
+        dry_run=args.dry_run,
+        log=progress.note,
+        online_target=args.online_target,
+        deadline_s=args.deadline_minutes * 60,
     )
     try:
         request = build_request(args, data, backend.outputs.endpoint_names())

@@ -40,9 +40,9 @@ from mlops.backends.base import (
     SmokeResult,
     TrainingRequest,
     TrainingResult,
+    serving_deployment,
 )
 from mlops.local_runner import StepEvent, StepFailed, run_pipeline
-from mlops.orchestrate import serving_deployment
 from mlops.pipeline_spec import PipelineSpecError
 from mlops.serving import InferenceServer, run_batch_scoring
 from mlops.serving import smoke_test as smoke_test_uri
