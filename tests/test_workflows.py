@@ -265,3 +265,58 @@ def test_jenkins_gates_prod_and_runs_each_hook_inside_its_vnet() -> None:
         up = _jenkins_stage(f"pulumi up {stack}")
         assert "agent { label 'linux' }" in up and f"stash name: 'outputs-{stack}'" in up
     assert "branch 'main'" in _jenkins_stage("Approve prod")
+
+
+def _step_lists(node: Any) -> list[list[dict[str, Any]]]:
+    """Every `steps:` list in a workflow or pipeline document, wherever templates nest it."""
+    found: list[list[dict[str, Any]]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "steps" and isinstance(value, list):
+                found.append([step for step in value if isinstance(step, dict)])
+            found.extend(_step_lists(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_step_lists(item))
+    return found
+
+
+def _runs_pulumi(step: dict[str, Any]) -> bool:
+    uses, task = str(step.get("uses", "")), str(step.get("task", ""))
+    script = str(step.get("run", "")) + str(step.get("script", ""))
+    return (
+        uses.startswith("pulumi/actions")
+        or task.startswith("Pulumi@")
+        or bool(re.search(r"\bpulumi (up|preview)\b", script))
+    )
+
+
+@pytest.mark.parametrize("path", CI_FILES, ids=lambda p: p.name)
+def test_every_job_running_pulumi_puts_uv_on_path_first(path: Path) -> None:
+    # Pulumi.yaml's `toolchain: uv` makes the CLI look uv up on PATH (pulumi/pulumi sdk/python/toolchain/uv.go,
+    # exec.LookPath("uv")); `make venv` bootstraps uv into .work/uv/bin, which is not on PATH by itself.
+    checked = 0
+    for steps in _step_lists(yaml.safe_load(_text(path))):
+        pulumi_at = [i for i, step in enumerate(steps) if _runs_pulumi(step)]
+        if not pulumi_at:
+            continue
+        on_path = [
+            i
+            for i, step in enumerate(steps)
+            if ".work/uv/bin" in str(step.get("run", "")) + str(step.get("script", ""))
+            and re.search(
+                r"GITHUB_PATH|task\.prependpath", str(step.get("run", "")) + str(step.get("script", ""))
+            )
+        ]
+        assert on_path and min(on_path) < min(pulumi_at), f"{path.name}: a job runs pulumi without uv on PATH"
+        checked += 1
+    assert checked, f"{path.name}: no job running pulumi was found"
+
+
+def test_jenkins_pulumi_up_has_uv_on_path() -> None:
+    ups = [
+        line
+        for line in _text(JENKINSFILE).splitlines()
+        if re.search(r"\bpulumi up\b", line) and "sh " in line
+    ]
+    assert len(ups) == 2 and all(".work/uv/bin" in line for line in ups), ups
