@@ -18,11 +18,13 @@ throughput, p50/p99 latency, server CPU per request and the generator's own CPU 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -62,11 +66,17 @@ FEATURES = json.loads((REPO / "mlops" / "data" / "request-sample.json").read_tex
 # ---- the baselines (run in a child process: `bench_endpoint.py serve-fastapi ...`) ----------------
 
 
-def plain_app(model_dir: Path) -> object:
+class ScoreRequest(BaseModel):
+    """The pydantic form's body: positional rows in CSV feature order (module level: FastAPI resolves
+    the handler's annotation by name here)."""
+
+    input_data: list[list[float]]
+
+
+def plain_app(model_dir: Path) -> FastAPI:
     """The plain async form: one async handler, rows to a DataFrame, the MLflow pyfunc model."""
     import mlflow.pyfunc
     import pandas as pd
-    from fastapi import FastAPI, Request
 
     model = mlflow.pyfunc.load_model(str(model_dir))
     app = FastAPI()
@@ -84,17 +94,10 @@ def plain_app(model_dir: Path) -> object:
     return app
 
 
-def pydantic_app(model_dir: Path) -> object:
+def pydantic_app(model_dir: Path) -> FastAPI:
     """The common sync form: pydantic body, a DataFrame, the pickled model's predict."""
     import joblib
     import pandas as pd
-    from fastapi import FastAPI
-    from pydantic import BaseModel
-
-    class ScoreRequest(BaseModel):
-        """Positional rows in CSV feature order."""
-
-        input_data: list[list[float]]
 
     model = joblib.load(model_dir / "model.pkl")
     app = FastAPI()
@@ -259,18 +262,18 @@ def fastapi_server(form: str, name: str, model_dir: Path, scratch: Path) -> Iter
 
 
 def score_script_at(ref: str, scratch: Path) -> Path:
-    """score.py as it was at a git ref, in a folder of its own (it is the deployment's code folder)."""
-    folder = scratch / f"score-{ref.replace('/', '-')}"
+    """score.py as it was at a git ref, with the rest of its code folder (the deployment's code)."""
+    folder = scratch / f"at-{ref.replace('/', '-')}"
     folder.mkdir()
-    text = subprocess.run(
-        ["git", "show", f"{ref}:mlops/azureml/deploy/online/score.py"],
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "mlops/azureml/deploy/online"],
         cwd=REPO,
         check=True,
         capture_output=True,
-        text=True,
     ).stdout
-    (folder / "score.py").write_text(text)
-    return folder / "score.py"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder / "mlops" / "azureml" / "deploy" / "online" / "score.py"
 
 
 def champion_dir(scratch: Path) -> tuple[Path, str]:
