@@ -81,9 +81,7 @@ def plan_document(resources: list[PlannedResource], stack: str) -> Plan:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_real_plans_obey_every_plan_breakable_fact(
-    plans: dict[str, Plan], stack: str
-) -> None:
+def test_the_real_plans_obey_every_plan_breakable_fact(plans: dict[str, Plan], stack: str) -> None:
     findings = check_plan(plans[stack])
     facts = plan_facts(findings)
     assert set(facts.broken) <= set(PENDING[stack]), {
