@@ -94,8 +94,8 @@ def test_endpoint_instance_types_deployment_smoke_traffic_and_delete(arm: FakeAr
     assert deployment["endpointComputeType"] == "Kubernetes"
     assert deployment["instanceType"] == "taxi-score"
     assert deployment["containerResourceRequirements"]["containerResourceLimits"] == {
-        "cpu": "1",
-        "memory": "2Gi",
+        "cpu": "2",
+        "memory": "4Gi",
     }
     assert deployment["model"].endswith("/models/taxi-fare-model/versions/4")
     assert "/environments/taxi-score-env/versions/" in deployment["environmentId"]
@@ -286,8 +286,8 @@ def _specs_with_limits(tmp_path: Path, cpu: str, memory: str) -> Path:
 @pytest.mark.parametrize(
     ("cpu", "memory", "message"),
     [
-        ("2", "2Gi", "must be less than instance type taxi-score's limits"),
-        ("1", "32Gi", "exceed what one Standard_D4s_v5 node can allocate"),
+        ("3", "4Gi", "must be less than instance type taxi-score's limits"),
+        ("2", "32Gi", "exceed what one Standard_D4s_v5 node can allocate"),
     ],
 )
 def test_resources_that_do_not_fit_are_refused_naming_size_need_and_limit(
