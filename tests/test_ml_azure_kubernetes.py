@@ -3,6 +3,9 @@ intercepted ARM, the scoring POST through the internal load balancer's TLS host.
 
 from __future__ import annotations
 
+import base64
+import json
+
 import io
 import shutil
 from pathlib import Path
@@ -87,6 +90,10 @@ def test_endpoint_instance_types_deployment_smoke_traffic_and_delete(arm: FakeAr
     assert state.scoring_uri == SCORING_URI
     [command] = arm.run_commands
     assert command["command"] == "kubectl apply -f instance-types.yml"
+    # kubectl runs as the caller: its token for the AKS server application, the GUID the az CLI and the
+    # Learn page on kubelogin name (6dae42f8-4368-4678-94ff-3960e28e3630), travels in the request.
+    cluster_claims = json.loads(base64.urlsafe_b64decode(command["clusterToken"].split(".")[1] + "=="))
+    assert cluster_claims["aud"] == "6dae42f8-4368-4678-94ff-3960e28e3630"
     manifest = yaml.safe_load(manifest_in(command["context"])["instance-types.yml"])
     assert manifest["apiVersion"] == "amlarc.azureml.com/v1alpha1" and manifest["kind"] == "InstanceTypeList"
     deployment_path = f"{endpoint_path}/deployments/{SPEC.name}"
