@@ -407,6 +407,9 @@ def test_identity_and_contributor_role_keep_their_state_after_moving_out_of_the_
     assert contributor.aliases == (("service-connection-contributor-role", old_parent),)
 
 
+KEY = "federatedIdentityCredentialResourceName"
+
+
 def test_github_deploy_jobs_of_the_stacks_environment_may_sign_in() -> None:
     cfg = example_config("prod", githubRepository="contoso/aml-platform")
     result = plan(cfg)
@@ -424,6 +427,12 @@ def test_github_deploy_jobs_of_the_stacks_environment_may_sign_in() -> None:
         "audiences": [ENTRA_TOKEN_EXCHANGE_AUDIENCE],
     }
     assert set(credentials) == {"github-prod", "azure-devops"}
+    # Entra refuses concurrent federated credential writes on one identity (409): they go one after the other.
+    github, devops = (
+        next(r for r in result.recording.of_type(FEDERATED_CREDENTIAL) if r.inputs[KEY] == name)
+        for name in ("github-prod", "azure-devops")
+    )
+    assert github.urn in devops.dependencies
 
 
 @pytest.mark.parametrize(
