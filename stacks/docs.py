@@ -1,4 +1,7 @@
-"""Generated README blocks (config reference, profiles): `python -m stacks.docs README.md` rewrites them."""
+"""Generated docs: README blocks (config reference, profiles) and Pulumi.yaml's config section.
+
+`python -m stacks.docs README.md` rewrites them from the code.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
+import yaml
+
 from stacks.profiles import profile_table_markdown
-from stacks.schema import config_reference_markdown
+from stacks.schema import config_reference_markdown, pulumi_yaml_config
 
 GENERATORS: Mapping[str, Callable[[], str]] = {
     "config": config_reference_markdown,
@@ -33,15 +38,34 @@ def replace_block(text: str, marker: str, content: str) -> str:
     return block_pattern(marker).sub(lambda m: f"{m.group(1)}{content}\n{m.group(3)}", text)
 
 
+PROJECT_CONFIG_NOTE = (
+    "# Keys whose default comes from the environment profile, and optional keys without a default, are not\n"
+    "# declared here: the CLI fills every declared key with its default, so they could not be told from an\n"
+    "# explicit value (stacks/schema.py, declared_in_project). The README's config reference lists all keys.\n"
+)
+
+
+def project_file_text(text: str) -> str:
+    """Pulumi.yaml with its `config:` section regenerated from stacks/schema.py (the rest kept)."""
+    head = text.split("\n# Keys whose default", 1)[0].split("\nconfig:\n", 1)[0].rstrip("\n")
+    body = yaml.safe_dump({"config": pulumi_yaml_config()}, sort_keys=False, width=110, allow_unicode=True)
+    return f"{head}\n{PROJECT_CONFIG_NOTE}{body}"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m stacks.docs README.md", file=sys.stderr)
+        print(
+            "usage: python -m stacks.docs README.md   (also rewrites Pulumi.yaml's config section)",
+            file=sys.stderr,
+        )
         return 2
     path = Path(argv[0])
     text = path.read_text()
     for marker, generate in GENERATORS.items():
         text = replace_block(text, marker, generate())
     path.write_text(text)
+    project_file = path.parent / "Pulumi.yaml"
+    project_file.write_text(project_file_text(project_file.read_text()))
     return 0
 
 
