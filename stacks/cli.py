@@ -27,7 +27,10 @@ def _plan(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for stack in stacks:  # one process for several stacks: the provider SDK imports are paid once
         try:
-            plan = run_plan(stack_input(stack, args.config))
+            stack_in = stack_input(stack, args.config)
+            for note in stack_in.notes:
+                print(f"warning: {note}", file=sys.stderr)
+            plan = run_plan(stack_in)
         except (PlanInputError, ConfigError, pulumi.RunError) as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_CONFIG
