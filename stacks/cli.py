@@ -72,7 +72,14 @@ def _review_errors() -> tuple[type[Exception], ...]:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from stacks.diff import diff_plans, diff_stacks_against_ref, load_plan, render_markdown, render_text
+    from stacks.diff import (
+        diff_plans,
+        diff_stacks_against_ref,
+        load_plan,
+        render_markdown,
+        render_summary,
+        render_text,
+    )
 
     stacks = list(dict.fromkeys(args.stack or []))
     patterns = [args.markdown, args.head_plan, args.save_head] if len(stacks) > 1 else []
@@ -97,6 +104,8 @@ def _diff(args: argparse.Namespace) -> int:
         _write_markdown(
             args.markdown.replace("{stack}", stack) if args.markdown else None, render_markdown(diff)
         )
+    if len(diffs) > 1:
+        print(f"summary:\n{render_summary(diffs)}")
     return EXIT_FINDINGS if any(diff.has_changes for diff in diffs.values()) else EXIT_OK
 
 
