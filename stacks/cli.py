@@ -1,4 +1,4 @@
-"""Command line of the offline stack tooling: plan (and the review commands built on it)."""
+"""Command line of the stack tooling: plan, the review commands built on it, and preflight."""
 
 from __future__ import annotations
 
@@ -139,6 +139,30 @@ def _graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from stacks.preflight import main as preflight
+
+    return preflight(list(dict.fromkeys(args.stack)), args.offline, args.subscription)
+
+
+def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
+    preflight = commands.add_parser(
+        "preflight",
+        help="what can be known before `pulumi up`: stack file, config, placeholders, CLI, policy pack; with "
+        "Azure credentials, read-only ARM checks; exit 0 = ready, 1 = findings, 2 = usage",
+    )
+    preflight.add_argument("--stack", required=True, action="append", help="stack to check; repeatable")
+    preflight.add_argument(
+        "--offline", action="store_true", help="skip the Azure checks (no credentials needed)"
+    )
+    preflight.add_argument(
+        "--subscription",
+        metavar="ID",
+        help="subscription to check (default: azure-native:subscriptionId, then " "AZURE_SUBSCRIPTION_ID)",
+    )
+    preflight.set_defaults(handler=_preflight)
+
+
 def _add_review_commands(commands: argparse._SubParsersAction) -> None:
     diff = commands.add_parser(
         "diff",
@@ -234,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--quiet", action="store_true", help="do not print the resource tree")
     plan.set_defaults(handler=_plan)
     _add_review_commands(commands)
+    _add_preflight_command(commands)
     return parser
 
 
