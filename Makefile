@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_plan.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_endpoint.py
+	$(PY) bench/bench_preflight.py
 
 lock: | $(UV)
 	$(UV) lock --python $(PYTHON)

@@ -12,12 +12,79 @@ from typing import Callable, Mapping
 
 import yaml
 
+from stacks.naming import max_namespace_length
 from stacks.profiles import profile_table_markdown
-from stacks.schema import config_reference_markdown, pulumi_yaml_config
+from stacks.schema import PROJECT, config_reference_markdown, pulumi_yaml_config
+
+SHIPPED_STACKS = ("dev", "prod")
+
+
+def namespace_limits_markdown() -> str:
+    """The longest namespace every derived Azure name accepts, by postfix length and environment."""
+    rows = ["| postfix | dev | prod |", "| --- | --- | --- |"]
+    for digits in range(1, 7):
+        postfix = "0" * digits
+        rows.append(
+            f"| {digits} digit{'s' if digits > 1 else ''} (`{'0' * (digits - 1)}1`) | "
+            + " | ".join(str(max_namespace_length(postfix, env)) for env in SHIPPED_STACKS)
+            + " |"
+        )
+    return "\n".join(rows)
+
+
+def must_change_markdown() -> str:
+    """The shipped stack files' values a real `pulumi up` refuses, each with its command."""
+    from stacks.config import check_config
+    from stacks.plan import is_placeholder_ciphertext, stack_input
+    from stacks.stackfile import read_stack_file
+
+    rows = ["| stack | key | why | command |", "| --- | --- | --- | --- |"]
+    for stack in SHIPPED_STACKS:
+        stack_in = stack_input(stack)
+        secure = read_stack_file(
+            Path(__file__).resolve().parent.parent / f"Pulumi.{stack}.yaml", PROJECT
+        ).secure
+        for key, ciphertext in secure.items():
+            if is_placeholder_ciphertext(ciphertext):
+                name = key.split(":", 1)[1]
+                rows.append(
+                    f"| {stack} | `{name}` | placeholder ciphertext | "
+                    f"`pulumi config set --secret {name} <value> --stack {stack}` |"
+                )
+        check = check_config(
+            stack_in.values,
+            stack=stack,
+            secret_keys=stack_in.secret_keys,
+            project=stack_in.project,
+            deploying=True,
+        )
+        for problem in check.problems:
+            why, _, _ = problem.message.partition(";")
+            command = re.findall(r"`([^`]+)`", problem.message)
+            shown = f"`{command[-1]}`".replace("|", "\\|") if command else ""
+            rows.append(f"| {stack} | `{problem.key.split(':', 1)[1]}` | {why.replace('|', '/')} | {shown} |")
+    return "\n".join(rows)
+
+
+def providers_markdown() -> str:
+    """The `az provider register` lines for everything the shipped prod stack declares."""
+    from stacks.config import check_config
+    from stacks.plan import stack_input
+    from stacks.preflight import required_namespaces
+
+    stack_in = stack_input("prod")
+    cfg = check_config(stack_in.values, stack="prod", secret_keys=stack_in.secret_keys).config
+    assert cfg is not None, "the shipped prod stack must parse offline"
+    lines = [f"az provider register --namespace {namespace}" for namespace in required_namespaces(cfg)]
+    return "```sh\n" + "\n".join(lines) + "\n```"
+
 
 GENERATORS: Mapping[str, Callable[[], str]] = {
     "config": config_reference_markdown,
     "profiles": profile_table_markdown,
+    "namespace-limits": namespace_limits_markdown,
+    "must-change": must_change_markdown,
+    "providers": providers_markdown,
 }
 
 
