@@ -226,7 +226,7 @@ def cli_findings(
                 "toolchain",
                 "uv",
                 "is not on PATH; Pulumi.yaml runs the program with `toolchain: uv`",
-                "`make venv` (it bootstraps uv into .work/uv; put .work/uv/bin on PATH), or `pip install uv`",
+                '`make venv` (it bootstraps uv into .work/uv), then `export PATH="$PWD/.work/uv/bin:$PATH"`',
             )
         )
     return findings
