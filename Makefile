@@ -14,7 +14,8 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: help venv test lint demo plan bench lock clean
 
 help:
-	@echo "make demo   offline plan of both stacks + the whole ML lifecycle locally (endpoint on 127.0.0.1)"
+	@echo "make demo   offline plan of both stacks + the whole ML lifecycle locally (endpoint on 127.0.0.1),"
+	@echo "            then a short load test and a drift report of that traffic"
 	@echo "make test   the test suite (no network, no Azure, no Pulumi CLI)"
 	@echo "make lint   ruff check and format check"
 	@echo "make plan   offline plans of dev and prod written to $(WORKDIR)/plan-<stack>.json"
@@ -45,12 +46,17 @@ plan: $(STAMP)
 
 demo: plan
 	$(PY) -m mlops deploy --target local --workdir $(WORKDIR)/local
+	@# Traffic from the same population as the training data (another seed): the report should find no drift.
+	$(PY) -m mlops.data generate --rows 4000 --seed 7 --out $(WORKDIR)/local/traffic.csv
+	$(PY) -m mlops loadtest --workdir $(WORKDIR)/local --data $(WORKDIR)/local/traffic.csv --rows-per-request 20 --users 4 --seconds 10
+	$(PY) -m mlops monitor --target local --workdir $(WORKDIR)/local
 
 bench: $(STAMP)
 	$(PY) bench/bench_plan.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_endpoint.py
 	$(PY) bench/bench_preflight.py
+	$(PY) bench/bench_monitor.py
 
 lock: | $(UV)
 	$(UV) lock --python $(PYTHON)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 5
-# The ARM checks against `responses` (tests/_fake_arm.py), in a fresh interpreter like the CLI: imports of
+# The ARM checks against `responses` (tests/_fake_preflight_arm.py), in a fresh interpreter like the CLI: imports of
 # the Azure SDK clients included, network latency excluded (a real subscription adds its round trips).
 INTERCEPTED = """
 import sys, time, responses
 from stacks.preflight import run_preflight
-from tests._fake_arm import Arm, FakeCredential, SUBSCRIPTION
+from tests._fake_preflight_arm import Arm, FakeCredential, SUBSCRIPTION
 start = time.perf_counter()
 with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
     Arm().register(mock)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from mlops.backends.base import DataSpec, EnvironmentSpec
 from mlops.orchestrate import (
     EXIT_CODES_HELP,
     EXIT_OK,
     EXIT_USAGE,
+    HOOK_DEADLINE_S,
     DeployError,
     DeployRequest,
     DeploySummary,
@@ -47,8 +50,15 @@ DEFAULT_WORKDIR = Path(".work/local")
 DEFAULT_ROWS = 20_000
 DATA_SEED = 42
 EXIT_INTERRUPTED = 130
+EXIT_DRIFT = 7
+"""`monitor`: a drift threshold was crossed (the local alert)."""
+EXIT_BUDGET_MISSED = 8
+"""`loadtest`: the p99 or error budget was missed."""
+MONITOR_EXIT_HELP = f"exit codes: 0 no threshold crossed, {EXIT_DRIFT} drift (the alert), 2 usage"
+LOADTEST_EXIT_HELP = f"exit codes: 0 budgets met, {EXIT_BUDGET_MISSED} a budget missed, 2 usage"
 LOCAL_ONLY = ("workdir", "rows", "serve")
-AZURE_ONLY = ("stack", "outputs", "dry_run")
+AZURE_ONLY = ("stack", "outputs", "dry_run", "online_target", "registry")
+ONLINE_TARGETS = ("kubernetes", "managed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-specs", help="validate the AML YAML specs under mlops/azureml offline")
+    runner = commands.add_parser(
+        "hook-runner",
+        help="where CI must run the hook for a stack: print a GitHub runs-on value, or check a pool/label",
+    )
+    runner.add_argument("--outputs", type=Path, required=True, help="JSON file of stack outputs")
+    runner.add_argument("--ci", choices=("github", "azure-devops", "jenkins"), required=True)
+    runner.add_argument("--given", default="", help="the pool (Azure DevOps) or agent label (Jenkins) in use")
     run = commands.add_parser(
         "deploy",
         help="train, gate, deploy blue/green with a smoke test, shift traffic, score the batch sample",
@@ -64,11 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--target", choices=("local", "azure"), required=True, help="where the lifecycle runs")
     run.add_argument("--data", type=Path, help="training CSV (default: generate a sample into the workdir)")
-    version = run.add_mutually_exclusive_group()
-    version.add_argument(
-        "--model-version", help="deploy this registered version; skips training and the gate"
+    run.add_argument(
+        "--model-version",
+        help="deploy this registered version (also one older than the champion); skips training and the gate",
     )
-    version.add_argument("--skip-training", action="store_true", help="deploy the current champion")
+    run.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="deploy without training: the current champion, or the --model-version given",
+    )
     run.add_argument(
         "--traffic-steps",
         type=_traffic_steps,
@@ -77,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="traffic percentages for the new deployment, in order (default 100; e.g. 10,50,100)",
     )
     run.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
+    run.add_argument(
+        "--deadline-minutes",
+        type=_positive_minutes,
+        default=HOOK_DEADLINE_S / 60,
+        metavar="M",
+        help=f"the whole run's deadline; every wait is capped by what is left (default {HOOK_DEADLINE_S / 60:.0f})",
+    )
     local = run.add_argument_group("--target local")
     local.add_argument(
         "--workdir", type=Path, help=f"state, registry, models and logs (default {DEFAULT_WORKDIR})"
@@ -87,7 +115,83 @@ def build_parser() -> argparse.ArgumentParser:
     azure.add_argument("--stack", help="Pulumi stack whose outputs locate the workspace (dev or prod)")
     azure.add_argument("--outputs", type=Path, help="JSON file of stack outputs (instead of asking pulumi)")
     azure.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
+    azure.add_argument(
+        "--online-target",
+        choices=ONLINE_TARGETS,
+        help="override the stack's online target (stack output onlineTarget); refused if the stack cannot host it",
+    )
+    azure.add_argument(
+        "--registry",
+        metavar="NAME",
+        help="take --model-version from this Azure ML registry (managed target only: Kubernetes endpoints "
+        "cannot serve registry models)",
+    )
+    _add_monitor(commands)
+    _add_loadtest(commands)
     return parser
+
+
+def _add_monitor(commands: argparse._SubParsersAction) -> None:
+    monitor = commands.add_parser(
+        "monitor",
+        help="compare collected (or batch-scored) traffic with the training data: drift report, alert",
+        epilog=MONITOR_EXIT_HELP,
+    )
+    monitor.add_argument("--target", choices=("local",), required=True, help="where the traffic was served")
+    monitor.add_argument(
+        "--workdir", type=Path, help=f"the local deploy's workdir (default {DEFAULT_WORKDIR})"
+    )
+    monitor.add_argument(
+        "--reference", type=Path, help="training CSV (default: the newest registered taxi-data)"
+    )
+    monitor.add_argument(
+        "--production", type=Path, help="collection folder or scored CSV (default: the endpoint's collection)"
+    )
+    monitor.add_argument("--out", type=Path, help="report folder (default <workdir>/monitor)")
+    monitor.add_argument(
+        "--numerical-threshold", type=float, default=0.1, help="normalized Wasserstein (0.1)"
+    )
+    monitor.add_argument("--categorical-threshold", type=float, default=0.1, help="Jensen-Shannon (0.1)")
+
+
+def _add_loadtest(commands: argparse._SubParsersAction) -> None:
+    load = commands.add_parser(
+        "loadtest", help="Locust load test of a scoring URI; fails on a missed p99/error budget",
+        epilog=LOADTEST_EXIT_HELP,
+    )  # fmt: skip
+    where = load.add_mutually_exclusive_group(required=True)
+    where.add_argument("--uri", help="scoring URI (plain http only to 127.0.0.1 unless --insecure)")
+    where.add_argument(
+        "--workdir", type=Path, help="serve the local endpoint of this deploy workdir and load it"
+    )
+    load.add_argument("--users", type=int, default=4, help="concurrent users (1-64, default 4)")
+    load.add_argument("--seconds", type=float, default=10.0, help="duration (1-600 s, default 10)")
+    load.add_argument("--max-requests", type=int, default=20_000, help="stop after this many (default 20000)")
+    body = load.add_mutually_exclusive_group()
+    body.add_argument("--data", type=Path, help="CSV whose feature rows become the requests")
+    body.add_argument("--payload", type=Path, help=f"one JSON request body (default {REQUEST_SAMPLE.name})")
+    load.add_argument("--rows-per-request", type=int, default=2, help="with --data (default 2)")
+    load.add_argument("--key", help="endpoint key, sent as a bearer token (default: env SCORING_KEY)")
+    load.add_argument("--deployment", help="route to this deployment (header azureml-model-deployment)")
+    load.add_argument("--insecure", action="store_true", help="allow plain http to a non-loopback host")
+    load.add_argument("--p99-ms", type=float, help="fail when Locust's p99 is over this many ms")
+    load.add_argument("--max-errors", type=int, default=0, help="fail above this many failed requests (0)")
+    load.add_argument(
+        "--out", type=Path, help="CSV + HTML reports (default <workdir>/loadtest or .work/loadtest)"
+    )
+    load.add_argument(
+        "--json", type=Path, help="also write the figures to this JSON file (for CI, benchmarks)"
+    )
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: give a number of minutes") from None
+    if minutes <= 0:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: must be above zero")
+    return minutes
 
 
 def _traffic_steps(text: str) -> tuple[int, ...]:
@@ -103,6 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-specs":
             return check_specs()
+        if args.command == "monitor":
+            return monitor_local(args)
+        if args.command == "loadtest":
+            return loadtest(args)
+        if args.command == "hook-runner":
+            return hook_runner(args)
         _reject_foreign_flags(args)
         return deploy_local(args) if args.target == "local" else deploy_azure(args)
     except KeyboardInterrupt:
@@ -147,6 +257,28 @@ def check_specs() -> int:
     return EXIT_USAGE if problems else EXIT_OK
 
 
+def hook_runner(args: argparse.Namespace) -> int:
+    """Print where the hook must run (GitHub), or exit 2 when the given pool/label cannot reach the workspace."""
+    import json
+
+    from mlops.backends.azure.placement import hook_runner as runner_for
+    from mlops.backends.azure.placement import runner_problem
+    from mlops.stack_outputs import StackOutputsError, load_stack_outputs
+
+    try:
+        outputs = load_stack_outputs(None, args.outputs)
+    except StackOutputsError as error:
+        raise UsageError(str(error)) from None
+    if args.ci == "github":
+        print(json.dumps(runner_for(outputs).github_runs_on))
+        return EXIT_OK
+    problem = runner_problem(outputs, args.ci, args.given)
+    if problem:
+        raise UsageError(problem)
+    print(f"hook-runner: {args.given or 'this agent'} can reach workspace {outputs.workspace_name}")
+    return EXIT_OK
+
+
 def build_request(
     args: argparse.Namespace,
     data: Path | None,
@@ -170,7 +302,9 @@ def build_request(
         seed=args.seed,
         model_version=args.model_version,
         skip_training=args.skip_training,
+        model_registry=getattr(args, "registry", None),
         traffic_steps=args.traffic_steps,
+        deadline_s=args.deadline_minutes * 60,
     )
 
 
@@ -239,7 +373,12 @@ def deploy_azure(args: argparse.Namespace) -> int:
     progress = Progress()
     data = _given_data(args)
     backend = AzureBackend.from_cli(
-        stack=args.stack, outputs=args.outputs, dry_run=args.dry_run, log=progress.note
+        stack=args.stack,
+        outputs=args.outputs,
+        dry_run=args.dry_run,
+        log=progress.note,
+        online_target=args.online_target,
+        deadline_s=args.deadline_minutes * 60,
     )
     try:
         request = build_request(args, data, backend.outputs.endpoint_names())
@@ -247,6 +386,113 @@ def deploy_azure(args: argparse.Namespace) -> int:
     finally:
         backend.close()
     return EXIT_OK
+
+
+def monitor_local(args: argparse.Namespace) -> int:
+    """Drift report of the local endpoint's collected traffic; exit EXIT_DRIFT when a threshold is crossed."""
+    from mlops.backends.local import LocalBackend
+    from mlops.drift import DriftError, Thresholds
+    from mlops.monitor_report import FEW_ROWS, MonitorError, write_report
+
+    workdir = (args.workdir or DEFAULT_WORKDIR).resolve()
+    backend = LocalBackend(workdir)
+    reference = args.reference or backend.latest_data_file(DATA_NAME)
+    if reference is None:
+        raise UsageError(
+            f"{workdir} has no registered {DATA_NAME}; run a local deploy first or give --reference"
+        )
+    production = args.production or backend.collection_dir(ONLINE_ENDPOINT)
+    out = (args.out or workdir / "monitor").resolve()
+    try:
+        thresholds = Thresholds(numerical=args.numerical_threshold, categorical=args.categorical_threshold)
+        report = write_report(Path(reference), production, out, thresholds)
+    except (DriftError, MonitorError) as problem:
+        raise UsageError(str(problem)) from None
+    crossed = report.drifted
+    rows = report.production_rows
+    if rows < FEW_ROWS:
+        print(
+            f"monitor: only {rows} production rows; below {FEW_ROWS} sampling noise alone can cross the thresholds"
+        )
+    verdict = f"ALERT: {', '.join(c.name for c in crossed)} drifted" if crossed else "no drift"
+    print(f"monitor: {len(report.drift)} columns compared in {report.seconds:.1f} s: {verdict}")
+    print(f"monitor: report {report.markdown} (figures and report.json beside it)", flush=True)
+    return EXIT_DRIFT if crossed else EXIT_OK
+
+
+def loadtest(args: argparse.Namespace) -> int:
+    """Locust against --uri, or against the local endpoint of --workdir started for the run."""
+    import locust  # noqa: F401 - gevent must patch the process before anything below imports ssl
+
+    from mlops.loadtest import Budget, LoadTestError, check_bounds, check_uri, payloads_from_csv, run_load
+
+    try:
+        check_bounds(args.users, args.seconds, args.max_requests)
+        payloads = _load_payloads(args, payloads_from_csv)
+        backend, uri = _load_target(args)
+    except LoadTestError as problem:
+        raise UsageError(str(problem)) from None
+    try:
+        base, path = check_uri(uri, insecure=args.insecure)
+        headers = _scoring_headers(args)
+        out = (args.out or (args.workdir or Path(".work")) / "loadtest").resolve()
+        print(f"loadtest: {args.users} users for up to {args.seconds:g} s against {uri}", flush=True)
+        result = run_load(
+            base, path, payloads, users=args.users, seconds=args.seconds,
+            max_requests=args.max_requests, out_dir=out, headers=headers,
+        )  # fmt: skip
+    except LoadTestError as problem:
+        raise UsageError(str(problem)) from None
+    finally:
+        if backend is not None:
+            backend.close()
+    print("\n".join(result.lines()), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result.as_json(), indent=2), encoding="utf-8")
+    missed = result.missed(Budget(p99_ms=args.p99_ms, max_errors=args.max_errors))
+    for problem in missed:
+        print(f"loadtest: budget missed: {problem}", file=sys.stderr)
+    return EXIT_BUDGET_MISSED if missed else EXIT_OK
+
+
+def _load_payloads(args: argparse.Namespace, from_csv: Callable[[Path, int], list[bytes]]) -> list[bytes]:
+    if args.data is not None:
+        if not args.data.is_file():
+            raise UsageError(f"--data {args.data}: no such file; give a CSV in the taxi schema")
+        return from_csv(args.data, args.rows_per_request)
+    payload = args.payload or REQUEST_SAMPLE
+    if not payload.is_file():
+        raise UsageError(f"--payload {payload}: no such file; give one JSON request body")
+    return [payload.read_bytes()]
+
+
+def _load_target(args: argparse.Namespace) -> tuple[Any, str]:
+    """(backend to close or None, scoring URI): --uri as given, or the local endpoint served for this run."""
+    if args.uri is not None:
+        return None, args.uri
+    from mlops.backends.local import LocalBackend
+
+    workdir = args.workdir.resolve()
+    if not (workdir / "endpoints.json").is_file():
+        raise UsageError(
+            f"--workdir {workdir}: no local deploy there; run `python -m mlops deploy --target local`"
+        )
+    backend = LocalBackend(workdir, keep_endpoint_up=True)
+    state = backend.ensure_online_endpoint(ONLINE_ENDPOINT)
+    if not state.scoring_uri:
+        backend.close()
+        raise UsageError(f"{ONLINE_ENDPOINT} in {workdir} has no deployment taking traffic; deploy first")
+    return backend, state.scoring_uri
+
+
+def _scoring_headers(args: argparse.Namespace) -> dict[str, str]:
+    headers = {}
+    key = args.key or os.environ.get("SCORING_KEY")
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if args.deployment:
+        headers["azureml-model-deployment"] = args.deployment
+    return headers
 
 
 def _print_summary(summary: DeploySummary) -> None:

@@ -122,6 +122,27 @@ def service_problems(plan: AddressPlan) -> list[tuple[str, str]]:
     return problems
 
 
+def load_balancer_problems(aks_subnet: Network, address: ipaddress.IPv4Address) -> list[tuple[str, str]]:
+    """The scoring load balancer IP: an address of the AKS subnet that Azure does not keep for itself."""
+    read_it = (
+        "it must be the IPv4 address azureml-fe got inside aksSubnet "
+        f"{aks_subnet}; read it with `az aks command invoke ... "
+        '"kubectl get svc azureml-fe -n azureml"`'
+    )
+    if address not in aks_subnet:
+        return [("inferenceLoadBalancerIp", f"is outside aksSubnet {aks_subnet}: {read_it}")]
+    first_usable = aks_subnet.network_address + AZURE_RESERVED_PER_SUBNET - 1
+    if address < first_usable or address == aks_subnet.broadcast_address:
+        return [
+            (
+                "inferenceLoadBalancerIp",
+                "is one of the addresses Azure reserves in every subnet (the first four and the last), "
+                f"which no load balancer gets: {read_it}",
+            )
+        ]
+    return []
+
+
 def capacity_problems(
     subnets: Mapping[str, Network], compute_max_nodes: int | None, aks_node_count: int | None
 ) -> list[tuple[str, str]]:

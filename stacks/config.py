@@ -19,21 +19,33 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from stacks.addresses import AddressPlan, capacity_problems, service_problems, vnet_problems
+from stacks.addresses import (
+    AddressPlan,
+    capacity_problems,
+    load_balancer_problems,
+    service_problems,
+    vnet_problems,
+)
+from stacks.designs import MANAGED_VNET_AKS_REFUSAL, DesignPlan, design_plan
 from stacks.forms import FormError, shown_value
+from stacks.inference_tls import certificate_problems, self_signed_pem
 from stacks.model import (
     AgentVmSettings,
     AksSettings,
+    AlertSettings,
     ComputeSettings,
     DevOpsSettings,
+    InferenceTls,
     NetworkSettings,
+    PrometheusSettings,
     Secret,
     StackConfig,
 )
-from stacks.naming import derive_names, max_namespace_length, name_problems
+from stacks.naming import derive_names, max_namespace_length, monitoring_names, name_problems
+from stacks.plan import STAND_IN_PREFIX
 from stacks.profiles import PROFILES, Profile
 from stacks.regions import AML_REGIONS
-from stacks.schema import KEYS, KEYS_BY_NAME, PROFILE, PROJECT
+from stacks.schema import DESIGN, KEYS, KEYS_BY_NAME, PROFILE, PROJECT
 
 # Namespaces a stack file may carry: the project's, the providers the program uses, and Pulumi's own.
 AZURE_NATIVE = "azure-native"
@@ -66,13 +78,38 @@ AZURE_NATIVE_KEYS = frozenset(
 )
 # Microsoft's sample organization names: a URL with one of them is documentation, not a deployment target.
 SAMPLE_ORGANIZATIONS = frozenset({"contoso", "fabrikam", "example", "myorg", "yourorg", "your-org", "org"})
+# Domains of documentation, not of anyone's mailbox or certificate: Microsoft's fictitious companies and
+# the names RFC 2606 reserves (example.com/.net/.org and the .example, .test, .invalid, .localhost TLDs).
+SAMPLE_DOMAIN_LABELS = frozenset(
+    {
+        "contoso",
+        "fabrikam",
+        "example",
+        "adventure-works",
+        "northwindtraders",
+        "wingtiptoys",
+        "tailspintoys",
+        "woodgrovebank",
+        "litwareinc",
+    }
+)
+RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})
 SAMPLE_APPROVER = "4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f"
 """The approver id shipped in Pulumi.prod.yaml as an example."""
 TEMPLATE_MARKERS = re.compile(r"ReplaceWith|ExampleKey|CHANGEME|<[A-Za-z][^<>\s]*>", re.IGNORECASE)
 RESERVED_ADMIN_NAMES = ("root", "admin", "administrator")
 # Switches and the keys that only matter while they are on (a key set while it is off has no effect).
 DEPENDENT_KEYS: Mapping[tuple[str, object], tuple[str, ...]] = {
-    ("enableAks", False): ("aksNodeVmSize", "aksNodeCount", "aksServiceCidr", "aksDnsServiceIp"),
+    ("enableAks", False): (
+        "aksNodeVmSize",
+        "aksNodeCount",
+        "aksServiceCidr",
+        "aksDnsServiceIp",
+        "inferenceSslCname",
+        "inferenceSslCertPem",
+        "inferenceSslKeyPem",
+        "inferenceLoadBalancerIp",
+    ),
     ("enableDevops", False): (
         "devopsOrgUrl",
         "devopsProject",
@@ -87,7 +124,37 @@ DEPENDENT_KEYS: Mapping[tuple[str, object], tuple[str, ...]] = {
         "servicePrincipalClientId",
         "servicePrincipalSecret",
     ),
+    ("enableAlerts", False): (
+        "alertEmails",
+        "alertWebhookUrl",
+        "alertSeverity",
+        "alertErrorRatePercent",
+        "alertP99LatencyMs",
+        "alertNoTrafficMinutes",
+        "alertNodeCpuPercent",
+        "alertNodeMemoryPercent",
+    ),
+    ("enablePrometheusGrafana", False): ("grafanaAdminObjectIds",),
+    # Azure ML runs compute in its managed network: our VNet has no training or AKS subnet.
+    ("isolationDesign", "managedVnet"): ("trainingSubnet", "aksSubnet"),
 }
+PROFILE_FIELDS: Mapping[str, str] = {
+    "publicNetworkAccess": "public_network_access",
+    "logRetentionDays": "log_retention_days",
+    "computeMaxNodes": "compute_max_nodes",
+    "computeIdleSeconds": "compute_idle_seconds",
+    "computePriority": "compute_priority",
+    "aksNodeCount": "aks_node_count",
+    "enableAlerts": "alerts_enabled",
+    "alertSeverity": "alert_severity",
+    "alertErrorRatePercent": "alert_error_rate_percent",
+    "alertP99LatencyMs": "alert_p99_latency_ms",
+    "alertNoTrafficMinutes": "alert_no_traffic_minutes",
+    "isolationDesign": "isolation_design",
+}
+"""Keys whose default comes from the environment profile: the Profile field that holds it."""
+GRAFANA_NAME_LENGTH = (2, 23)
+"""Azure Managed Grafana names: 2-23 characters (Microsoft.Dashboard/grafana, naming rules)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +206,8 @@ class _Reader:
     warnings: list[Problem] = field(default_factory=list)
     typed: dict[str, Any] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+    profile: Profile | None = None
+    """The environment profile, once known: the defaults of PROFILE keys come from it."""
 
     def key(self, name: str) -> str:
         return f"{self.project}:{name}"
@@ -161,12 +230,18 @@ class _Reader:
         return shown_value(value, secret)
 
     def fail(self, name: str, message: str) -> None:
-        default = _default_text(KEYS_BY_NAME[name].default) if self.raw(name) is None else None
+        default = self.default_text(name) if self.raw(name) is None else None
         shown = self.shown(name) if default is None else default
         problem = Problem(self.key(name), shown, message, default=default is not None)
         if problem not in self.problems:
             self.problems.append(problem)
         self.failed.add(name)
+
+    def default_text(self, name: str) -> str | None:
+        """The default that applies to unset key `name`, as text; None when it has none (yet)."""
+        if name in PROFILE_FIELDS and self.profile is not None:
+            return _default_text(getattr(self.profile, PROFILE_FIELDS[name]))
+        return _default_text(KEYS_BY_NAME[name].default)
 
     def warn(self, name: str, message: str) -> None:
         self.warnings.append(Problem(self.key(name), self.shown(name), message))
@@ -183,10 +258,17 @@ class _Reader:
                     "is a secret but was stored in plaintext; remove it from the stack file and set it "
                     f"with `pulumi config set --secret {key.name} <value> --stack {self.stack}`",
                 )
+            if key.secret and self.is_stand_in(key.name):
+                self.typed[key.name] = raw  # what it stands for is checked when `pulumi up` decrypts it
+                continue
             try:
                 self.typed[key.name] = key.value_form.parse(raw)
             except FormError as error:
                 self.fail(key.name, str(error))
+
+    def is_stand_in(self, name: str) -> bool:
+        """An offline plan's stand-in for a `secure:` value it cannot decrypt (stacks/plan.py)."""
+        return self.raw(name) == f"{STAND_IN_PREFIX}{self.key(name)}"
 
     def value(self, name: str, default: Any = None) -> Any:
         """The typed value of a key, `default` when unset, None when its value was refused."""
@@ -223,7 +305,7 @@ class _Reader:
 
 
 def _default_text(default: object) -> str | None:
-    if default is PROFILE or default is None or default == "<stack>":
+    if default is PROFILE or default is DESIGN or default is None or default == "<stack>":
         return None
     if isinstance(default, bool):
         return "true" if default else "false"
@@ -246,6 +328,7 @@ def check_config(
     if environment is None:
         return ConfigCheck(None, tuple(reader.problems), tuple(reader.warnings))
     profile = PROFILES[environment]  # type: ignore[index]
+    reader.profile = profile
     namespace, postfix = _identity(reader, environment)
     location = _location(reader)
     owner = reader.value("owner", KEYS_BY_NAME["owner"].default)
@@ -256,18 +339,24 @@ def check_config(
             f"{environment} must not allow public network access; set it to false or remove it "
             f"(`pulumi config rm publicNetworkAccess --stack {stack}`)",
         )
+    plan = _design(reader, profile, public)
     compute = _compute(reader, profile)
-    aks = _aks(reader, profile)
-    network = _network(reader, profile, compute, aks)
+    aks = _aks(reader, profile, environment, plan)
+    network = _network(reader, plan, compute, aks)
+    shared_keys = reader.boolean("storageSharedKeyAccess", plan.storage_shared_key_default)
     devops = _devops(reader, environment)
     agent_vm = _agent_vm(reader, devops_enabled=devops is not None)
     retention = reader.value("logRetentionDays", profile.log_retention_days)
     hook = reader.boolean("postDeployHook", False)
+    alerts = _alerts(reader, profile, environment)
+    prometheus = _prometheus(reader, plan, namespace, postfix, environment)
+    drift_threshold = reader.value("driftThreshold", _default("driftThreshold"))
+    github = reader.value("githubRepository")
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
         _check_names(reader, names, postfix, environment)
     _placeholders(reader, deploying)
-    _no_effect(reader, environment)
+    _no_effect(reader, environment, profile)
     if reader.problems:
         return ConfigCheck(None, tuple(reader.problems), tuple(reader.warnings))
     config = StackConfig(
@@ -284,13 +373,19 @@ def check_config(
         protect_stateful=profile.protect_stateful,
         log_retention_days=retention,
         storage_sku=profile.storage_sku,
-        workspace_isolation_mode=profile.workspace_isolation_mode,
+        workspace_isolation_mode=plan.workspace_isolation_mode,
         network=network,  # type: ignore[arg-type]
         compute=compute,  # type: ignore[arg-type]
         aks=aks,
         agent_vm=agent_vm,
         devops=devops,
         post_deploy_hook=hook,
+        alerts=alerts,
+        prometheus=prometheus,
+        drift_threshold=drift_threshold,
+        isolation_design=plan.design,
+        storage_shared_key_access=shared_keys,
+        github_repository=github,
     )
     return ConfigCheck(config, (), tuple(reader.warnings))
 
@@ -462,8 +557,22 @@ def _subnets(reader: _Reader) -> dict[str, ipaddress.IPv4Network]:
     return {name: subnet for name, subnet in found.items() if subnet is not None}
 
 
+def _design(reader: _Reader, profile: Profile, public: bool) -> DesignPlan:
+    """The isolation design's plan; managedVnet cannot host AKS (AZURE-FACTS 1)."""
+    design = reader.value("isolationDesign", profile.isolation_design) or profile.isolation_design
+    aks_on = reader.boolean("enableAks", True)
+    if aks_on and design == "managedVnet":
+        reader.fail("isolationDesign", MANAGED_VNET_AKS_REFUSAL)
+    return design_plan(
+        design,
+        public_network_access=public,
+        aks_enabled=aks_on and design == "customerVnet",
+        managed_isolation_mode=profile.managed_network_isolation_mode,
+    )
+
+
 def _network(
-    reader: _Reader, profile: Profile, compute: ComputeSettings | None, aks: AksSettings | None
+    reader: _Reader, design: DesignPlan, compute: ComputeSettings | None, aks: AksSettings | None
 ) -> NetworkSettings | None:
     space = reader.value("vnetAddressSpace", _default("vnetAddressSpace"))
     subnets = _subnets(reader)
@@ -474,9 +583,9 @@ def _network(
         return None
     plan = AddressPlan(space, subnets, service, dns_ip, aks_on)
     problems = vnet_problems(plan) + service_problems(plan)
-    problems += capacity_problems(
-        subnets, compute.max_nodes if compute else None, aks.node_count if aks else None
-    )
+    # In the managed VNet Azure ML places the compute nodes: our training subnet holds none of them.
+    nodes_in_subnet = compute.max_nodes if compute and design.compute_in_subnet else None
+    problems += capacity_problems(subnets, nodes_in_subnet, aks.node_count if aks else None)
     for name, message in problems:
         reader.fail(name, message)
     if problems or len(subnets) < len(SUBNET_KEYS) or service is None or dns_ip is None:
@@ -489,7 +598,8 @@ def _network(
         private_endpoints_subnet=str(subnets["privateEndpointsSubnet"]),
         aks_service_cidr=str(service),
         aks_dns_service_ip=str(dns_ip),
-        private_endpoints=profile.private_endpoints,
+        private_endpoints=design.private_endpoints,
+        design=design.design,
     )
 
 
@@ -507,13 +617,67 @@ def _compute(reader: _Reader, profile: Profile) -> ComputeSettings | None:
     return ComputeSettings(vm_size, low, high, idle, priority, ssh_enabled=False)
 
 
-def _aks(reader: _Reader, profile: Profile) -> AksSettings | None:
+def _aks(reader: _Reader, profile: Profile, environment: str, plan: DesignPlan) -> AksSettings | None:
     enabled = reader.boolean("enableAks", True)
     vm_size = reader.value("aksNodeVmSize", KEYS_BY_NAME["aksNodeVmSize"].default)
     count = reader.value("aksNodeCount", profile.aks_node_count)
-    if not enabled or count is None or vm_size is None:
+    if not enabled or plan.design == "managedVnet":
+        return None  # like the other switches: the keys of a part that is off get no cross-key rules
+    tls = _inference_tls(reader, required=profile.inference_tls_required, environment=environment)
+    load_balancer_ip = _load_balancer_ip(reader)
+    if count is None or vm_size is None:
         return None
-    return AksSettings(vm_size, count, private_cluster=profile.private_aks_api)
+    return AksSettings(
+        vm_size, count, private_cluster=profile.private_aks_api, tls=tls, load_balancer_ip=load_balancer_ip
+    )
+
+
+TLS_KEYS = ("inferenceSslCname", "inferenceSslCertPem", "inferenceSslKeyPem")
+TLS_COMMANDS = {
+    "inferenceSslCname": "pulumi config set inferenceSslCname <host the certificate names>",
+    "inferenceSslCertPem": 'pulumi config set --secret inferenceSslCertPem -- "$(cat fullchain.pem)"',
+    "inferenceSslKeyPem": 'pulumi config set --secret inferenceSslKeyPem -- "$(cat privkey.pem)"',
+}
+
+
+def _inference_tls(reader: _Reader, *, required: bool, environment: str) -> InferenceTls | None:
+    """TLS of the inference router (AZURE-FACTS 13): all three values or none, and all three in prod."""
+    missing = [name for name in TLS_KEYS if reader.raw(name) is None]
+    if missing and (required or len(missing) < len(TLS_KEYS)):
+        why = (
+            f"{environment} serves inference over TLS only (AZURE-FACTS 13: allowInsecureConnections is for "
+            "dev/test, and TLS needs sslCname with its certificate and key)"
+            if required
+            else "TLS needs the host name, its certificate and its key together"
+        )
+        for name in missing:
+            reader.fail(
+                name,
+                f"is required: {why}; set it (certificate and key with --secret): "
+                f"`{TLS_COMMANDS[name]} --stack {reader.stack}`",
+            )
+        return None
+    host, cert, key = (reader.value(name) for name in TLS_KEYS)
+    if missing or None in (host, cert, key):
+        return None
+    if not reader.is_stand_in("inferenceSslCertPem") and not reader.is_stand_in("inferenceSslKeyPem"):
+        cert_problems, key_problems = certificate_problems(cert, key, host)
+        for message in cert_problems:
+            reader.fail("inferenceSslCertPem", message)
+        for message in key_problems:
+            reader.fail("inferenceSslKeyPem", message)
+    return InferenceTls(host, Secret(cert), Secret(key))
+
+
+def _load_balancer_ip(reader: _Reader) -> str | None:
+    address = reader.value("inferenceLoadBalancerIp")
+    subnet = reader.value("aksSubnet", _default("aksSubnet"))
+    if address is None or subnet is None:
+        return None
+    problems = load_balancer_problems(subnet, address)
+    for name, message in problems:
+        reader.fail(name, message)
+    return None if problems else str(address)
 
 
 def _devops(reader: _Reader, environment: str) -> DevOpsSettings | None:
@@ -618,6 +782,56 @@ def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:
     return AgentVmSettings(vm_size, count, user, key)
 
 
+def _alerts(reader: _Reader, profile: Profile, environment: str) -> AlertSettings | None:
+    if not reader.boolean("enableAlerts", profile.alerts_enabled):
+        return None
+    emails = reader.value("alertEmails", ())
+    webhook = reader.value("alertWebhookUrl")
+    if reader.raw("alertWebhookUrl") is None and "alertEmails" not in reader.failed and not emails:
+        switched = "" if reader.raw("enableAlerts") else f" (the {environment} profile switches them on)"
+        reader.fail(
+            "enableAlerts",
+            f"alerts need a receiver{switched}: set alertEmails (a list) or alertWebhookUrl, e.g. "
+            f"`pulumi config set --path 'alertEmails[0]' <on-call address> --stack {reader.stack}`",
+        )
+    numbers = (
+        reader.value("alertSeverity", profile.alert_severity),
+        reader.value("alertErrorRatePercent", profile.alert_error_rate_percent),
+        reader.value("alertP99LatencyMs", profile.alert_p99_latency_ms),
+        reader.value("alertNoTrafficMinutes", profile.alert_no_traffic_minutes),
+        reader.value("alertNodeCpuPercent", KEYS_BY_NAME["alertNodeCpuPercent"].default),
+        reader.value("alertNodeMemoryPercent", KEYS_BY_NAME["alertNodeMemoryPercent"].default),
+    )
+    if emails is None or None in numbers:
+        return None
+    return AlertSettings(emails, Secret(webhook) if webhook else None, *numbers)
+
+
+def _prometheus(
+    reader: _Reader, plan: DesignPlan, namespace: str, postfix: str, environment: str
+) -> PrometheusSettings | None:
+    if not reader.boolean("enablePrometheusGrafana", False):
+        return None
+    admins = reader.value("grafanaAdminObjectIds", ())
+    if not reader.boolean("enableAks", True) or plan.design == "managedVnet":
+        reader.fail(
+            "enablePrometheusGrafana",
+            "needs enableAks=true: managed Prometheus scrapes the AKS cluster; set enableAks=true "
+            "(isolationDesign=customerVnet) or enablePrometheusGrafana=false",
+        )
+    if namespace and postfix:
+        grafana = monitoring_names(namespace, postfix, environment)["grafana"]
+        low, high = GRAFANA_NAME_LENGTH
+        if not low <= len(grafana) <= high:
+            fits = high - (len(grafana) - len(namespace))
+            reader.fail(
+                "enablePrometheusGrafana",
+                f"derived Grafana name '{grafana}' has {len(grafana)} characters; Azure allows {low}-{high}: "
+                f"shorten namespace (at most {fits} characters with postfix '{postfix}') or postfix",
+            )
+    return None if admins is None else PrometheusSettings(admins)
+
+
 def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) -> None:
     for problem in name_problems(names):
         reader.fail(
@@ -647,6 +861,9 @@ def _placeholder_fix(reader: _Reader, name: str) -> str | None:
             "\"graphGroups[?displayName=='<group>'].originId\" -o tsv`, then "
             f"`pulumi config set --path 'prodApprovers[0]' <id> --stack {stack}`)"
         )
+    sample = _sample_receiver_fix(reader, name)
+    if sample is not None:
+        return sample
     if TEMPLATE_MARKERS.search(raw):
         if name == "agentSshPublicKey":
             return (
@@ -655,6 +872,46 @@ def _placeholder_fix(reader: _Reader, name: str) -> str | None:
             )
         return f"is a placeholder; set a real value (`pulumi config set {name} <value> --stack {stack}`)"
     return None
+
+
+def is_sample_domain(host: str) -> bool:
+    """Whether `host` (or a mail domain) belongs to a documentation domain rather than to anyone's."""
+    labels = host.lower().rstrip(".").split(".")
+    return labels[-1] in RESERVED_TLDS or any(label in SAMPLE_DOMAIN_LABELS for label in labels[:-1])
+
+
+def _sample_receiver_fix(reader: _Reader, name: str) -> str | None:
+    """Sample addresses, hosts and owners: what reaches nobody, or names a domain nobody here owns."""
+    value = reader.value(name)
+    stack = reader.stack
+    if name == "alertEmails" and value:
+        samples = [email for email in value if is_sample_domain(email.rpartition("@")[2])]
+        if samples:
+            return (
+                f"names sample address(es) {', '.join(samples)}, which reach nobody; set who the alerts "
+                f"reach (`pulumi config set --path 'alertEmails[0]' <on-call address> --stack {stack}`)"
+            )
+    if name == "inferenceSslCname" and value and is_sample_domain(value):
+        return (
+            "is a sample host name; set the host name your certificate names, with that certificate and "
+            f"its key in inferenceSslCertPem and inferenceSslKeyPem (`{TLS_COMMANDS[name]} --stack {stack}`)"
+        )
+    if name == "alertWebhookUrl" and value and is_sample_domain(value.split("/")[2].split(":")[0]):
+        return (
+            "calls a sample host; set your webhook "
+            f"(`pulumi config set --secret alertWebhookUrl <https URL> --stack {stack}`)"
+        )
+    if name == "githubRepository" and value and value.split("/")[0].lower() in SAMPLE_ORGANIZATIONS:
+        return (
+            "names a sample owner; set your repository "
+            f"(`pulumi config set githubRepository <owner>/<repository> --stack {stack}`)"
+        )
+    return None
+
+
+def secret_command(name: str, stack: str) -> str:
+    """The command that sets secret key `name` (PEM files read with `--`, so that their dashes pass)."""
+    return f"{TLS_COMMANDS.get(name, f'pulumi config set --secret {name} <value>')} --stack {stack}"
 
 
 def _placeholders(reader: _Reader, deploying: bool) -> None:
@@ -670,10 +927,13 @@ def _placeholders(reader: _Reader, deploying: bool) -> None:
             reader.warn(key.name, f"{fix}; an offline plan accepts it, a real `pulumi up` refuses it")
 
 
-def _no_effect(reader: _Reader, environment: str) -> None:
+def _no_effect(reader: _Reader, environment: str, profile: Profile) -> None:
     stack = reader.stack
     for (switch, off), dependents in DEPENDENT_KEYS.items():
-        current = reader.value(switch, KEYS_BY_NAME[switch].default)
+        default = KEYS_BY_NAME[switch].default
+        if switch in PROFILE_FIELDS:
+            default = getattr(profile, PROFILE_FIELDS[switch])
+        current = reader.value(switch, default)
         if current != off:
             continue
         for name in dependents:
@@ -698,11 +958,13 @@ def _no_effect(reader: _Reader, environment: str) -> None:
         )
 
 
+EXAMPLE_SCORING_HOST = "ml-scoring.taxi.contoso.com"
 EXAMPLE_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyForTestsOnly0000000000000000000 ci@example"
 
 
 def example_values(**overrides: str | None) -> dict[str, str]:
     """A complete, valid set of raw config values with every feature on (for tests and the demo)."""
+    cert_pem, key_pem = self_signed_pem(EXAMPLE_SCORING_HOST)
     values = {
         "namespace": "taxi",
         "postfix": "001",
@@ -715,6 +977,10 @@ def example_values(**overrides: str | None) -> dict[str, str]:
         "enableAgentVm": "true",
         "agentSshPublicKey": EXAMPLE_SSH_KEY,
         "prodApprovers": '["4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f"]',
+        "alertEmails": '["ml-oncall@contoso.com"]',
+        "inferenceSslCname": EXAMPLE_SCORING_HOST,
+        "inferenceSslCertPem": cert_pem,
+        "inferenceSslKeyPem": key_pem,
     }
     values.update(overrides)
     return {f"{PROJECT}:{key}": value for key, value in values.items() if value is not None}

@@ -12,6 +12,9 @@ from typing import Callable, Mapping
 
 import yaml
 
+from components.alerts import alert_cost_markdown
+from stacks.check import facts_reference_markdown
+from stacks.designs import design_diagram
 from stacks.naming import max_namespace_length
 from stacks.profiles import profile_table_markdown
 from stacks.schema import PROJECT, config_reference_markdown, pulumi_yaml_config
@@ -34,7 +37,7 @@ def namespace_limits_markdown() -> str:
 
 def must_change_markdown() -> str:
     """The shipped stack files' values a real `pulumi up` refuses, each with its command."""
-    from stacks.config import check_config
+    from stacks.config import check_config, secret_command
     from stacks.plan import is_placeholder_ciphertext, stack_input
     from stacks.stackfile import read_stack_file
 
@@ -47,10 +50,8 @@ def must_change_markdown() -> str:
         for key, ciphertext in secure.items():
             if is_placeholder_ciphertext(ciphertext):
                 name = key.split(":", 1)[1]
-                rows.append(
-                    f"| {stack} | `{name}` | placeholder ciphertext | "
-                    f"`pulumi config set --secret {name} <value> --stack {stack}` |"
-                )
+                command = secret_command(name, stack).replace("|", "\\|")
+                rows.append(f"| {stack} | `{name}` | placeholder ciphertext | `{command}` |")
         check = check_config(
             stack_in.values,
             stack=stack,
@@ -85,6 +86,10 @@ GENERATORS: Mapping[str, Callable[[], str]] = {
     "namespace-limits": namespace_limits_markdown,
     "must-change": must_change_markdown,
     "providers": providers_markdown,
+    "alert-costs": alert_cost_markdown,
+    "facts": facts_reference_markdown,
+    "design-customerVnet": lambda: design_diagram("customerVnet"),
+    "design-managedVnet": lambda: design_diagram("managedVnet"),
 }
 
 

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any, Sequence
 
+from stacks.inference_tls import hostname_problem
+
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The CLI's own integer check is Go's strconv.Atoi (pkg/workspace: ValidateConfigValue): optional sign
 # and digits only. Python's int() would also take " 2", "2_0" and "٢", which the CLI refuses.
@@ -21,6 +23,11 @@ SSH_PUBLIC_KEY = re.compile(
     r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) (AAAA[A-Za-z0-9+/]+={0,3})( \S.*)?$"
 )
 VM_SIZE = re.compile(r"^(Standard|Basic)_[A-Z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$")
+# What an action group's email receiver takes: one mailbox, no display name (Learn: "Action groups").
+EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+# A webhook receiver's serviceUri: https only here, a host, an optional path, no spaces.
+HTTPS_URL = re.compile(r"^https://[^\s/?#@]+(/\S*)?$")
+DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _PRIVATE_KEY_MARKERS = (
     "PRIVATE KEY-----",  # PEM / OpenSSH private keys: "-----BEGIN (OPENSSH |RSA |EC )?PRIVATE KEY-----"
     "PuTTY-User-Key-File",  # PuTTY .ppk files
@@ -184,12 +191,18 @@ class VmSize(Form):
         return text
 
 
-class GuidList(Form):
-    """A list of GUIDs, as the YAML list `pulumi config set --path 'key[0]' <guid>` writes."""
+class _ItemList(Form):
+    """A YAML list of strings of one form, as `pulumi config set --path 'key[0]' <value>` writes it."""
+
+    item_name, items_name = "item", "items"
+    example = "<value>"
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self.allowed = f'a list of {what} (GUIDs), e.g. ["<guid>"]'
+        self.allowed = f"a list of {what}, e.g. [{json.dumps(self.example)}]"
+
+    def item_ok(self, item: str) -> bool:
+        return True
 
     def parse(self, text: str) -> tuple[str, ...]:
         try:
@@ -199,14 +212,116 @@ class GuidList(Form):
         if not isinstance(items, list):
             raise FormError(
                 f"is not a list; it must be {self.allowed}: a YAML list in the stack file, or "
-                "`pulumi config set --path '<key>[0]' <guid>`"
+                f"`pulumi config set --path '<key>[0]' {self.example}`"
             )
-        wrong = [str(item) for item in items if not (isinstance(item, str) and GUID.match(item))]
+        wrong = [str(item) for item in items if not (isinstance(item, str) and self.item_ok(item))]
         if wrong:
-            raise FormError(f"has {len(wrong)} item(s) that are not GUIDs; it must be {self.allowed}")
+            raise FormError(
+                f"has {len(wrong)} item(s) that are not {self.items_name}; it must be {self.allowed}"
+            )
         if len(set(item.lower() for item in items)) != len(items):
-            raise FormError("lists the same id twice; list each approver once")
+            raise FormError(f"lists the same {self.item_name} twice; list each once")
         return tuple(items)
+
+
+class GuidList(_ItemList):
+    """A list of GUIDs (Entra or Azure DevOps ids)."""
+
+    item_name, items_name = "GUID", "GUIDs"
+    example = "<guid>"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} (GUIDs)")
+
+    def item_ok(self, item: str) -> bool:
+        return bool(GUID.match(item))
+
+
+class EmailList(_ItemList):
+    """A list of email addresses, one mailbox each."""
+
+    item_name, items_name = "email address", "email addresses"
+    example = "oncall@yourcompany.com"
+
+    def item_ok(self, item: str) -> bool:
+        return bool(EMAIL.match(item))
+
+
+class HttpsUrl(Form):
+    """An https:// URL (plain http would carry alert payloads, and tokens in the URL, in clear text)."""
+
+    def __init__(self, purpose: str) -> None:
+        self.allowed = f"an https:// URL ({purpose})"
+
+    def parse(self, text: str) -> str:
+        if not HTTPS_URL.match(text):
+            raise FormError(f"must be {self.allowed}")
+        return text
+
+
+class Decimal(Form):
+    """A decimal number in a half-open range (low, high], written with digits and an optional point."""
+
+    def __init__(self, low: float, high: float, example: str, note: str = "") -> None:
+        self.low, self.high = low, high
+        self.allowed = f"a number above {low:g} and at most {high:g}, e.g. {example}{note}"
+
+    def parse(self, text: str) -> float:
+        value = float(text) if DECIMAL.match(text) else None
+        if value is None or not self.low < value <= self.high:
+            raise FormError(f"must be {self.allowed}")
+        return value
+
+
+class HostName(Form):
+    """A DNS host name of at least two labels (a certificate's name and a private DNS zone's name)."""
+
+    allowed = "a lowercase host name of at least two labels, e.g. ml-scoring.yourcompany.com"
+
+    def parse(self, text: str) -> str:
+        problem = hostname_problem(text)
+        if problem:
+            raise FormError(problem)
+        return text
+
+
+class PemCertificate(Form):
+    """A PEM certificate chain; a private key pasted here is refused without being shown."""
+
+    allowed = "a PEM certificate chain (-----BEGIN CERTIFICATE----- ...), leaf first, set with --secret"
+
+    def __init__(self, key_name: str) -> None:
+        self.key_name = key_name
+
+    def parse(self, text: str) -> str:
+        if looks_like_private_key(text):
+            raise FormError(
+                f"holds a private key (not shown here), which belongs in {self.key_name}; "
+                f"set this key to {self.allowed}"
+            )
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise FormError(f"must be {self.allowed}")
+        return text
+
+
+class PemPrivateKey(Form):
+    """An unencrypted PEM private key."""
+
+    allowed = "an unencrypted PEM private key (-----BEGIN PRIVATE KEY----- ...), set with --secret"
+
+    def __init__(self, certificate_name: str) -> None:
+        self.certificate_name = certificate_name
+
+    def parse(self, text: str) -> str:
+        if "ENCRYPTED" in text:
+            raise FormError(
+                "is passphrase-protected; the extension needs an unencrypted PEM key "
+                "(`openssl pkey -in key.pem -out plain.pem` removes the passphrase)"
+            )
+        if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
+            hint = f" (a certificate belongs in {self.certificate_name})" if "CERTIFICATE" in text else ""
+            raise FormError(f"must be {self.allowed}{hint}")
+        return text
 
 
 class Guid(Form):

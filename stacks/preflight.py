@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from stacks.config import check_config
+from stacks.config import check_config, secret_command
 from stacks.model import StackConfig
 from stacks.plan import ROOT, PlanInputError, StackInput, is_placeholder_ciphertext, stack_input
 from stacks.stackfile import load_yaml
@@ -62,6 +62,8 @@ MODULE_NAMESPACES: Mapping[str, str] = {
     "containerservice": "Microsoft.ContainerService",
     "kubernetesconfiguration": "Microsoft.KubernetesConfiguration",
     "compute": "Microsoft.Compute",
+    "eventgrid": "Microsoft.EventGrid",
+    "dashboard": "Microsoft.Dashboard",
 }
 BASE_MODULES = (
     "resources",
@@ -78,6 +80,11 @@ BASE_MODULES = (
 )
 AKS_MODULES = ("containerservice", "kubernetesconfiguration")
 AGENT_VM_MODULES = ("compute",)
+# Alerts: the drift alert subscribes to the workspace's Event Grid system topic (components/alerts.py).
+ALERT_NAMESPACES = ("Microsoft.EventGrid",)
+# Managed Prometheus: the Azure Monitor workspace is Microsoft.Monitor (its data collection rules are
+# Microsoft.Insights, which every stack needs), Managed Grafana is Microsoft.Dashboard (components/prometheus.py).
+PROMETHEUS_NAMESPACES = ("Microsoft.Monitor", "Microsoft.Dashboard")
 # Learn "Deleted Workspaces - List" (Log Analytics): a deleted workspace keeps its name for 14 days.
 LOG_ANALYTICS_DELETED = "/providers/Microsoft.OperationalInsights/deletedWorkspaces?api-version=2023-09-01"
 # Learn "Usages - List" (Azure ML): quota of AML compute per VM family, in the region.
@@ -155,7 +162,9 @@ def config_findings(stack_in: StackInput) -> tuple[list[Finding], list[str], Sta
         f"set a value of the allowed form: `pulumi config set <key> <value> --stack {stack_in.stack}`"
     )
     for problem in strict.problems:
-        given = "unset" if problem.value is None else f"'{problem.value}'"
+        given = ("default " if problem.default else "") + (
+            "unset" if problem.value is None else f"'{problem.value}'"
+        )
         findings.append(
             Finding(
                 "config", problem.key, f"({given}) {problem.message}", _fix_in(problem.message, default_fix)
@@ -180,7 +189,7 @@ def secret_findings(root: Path, stack: str, project: str) -> list[Finding]:
                     key if ":" in str(key) else f"{project}:{key}",
                     "is the shipped placeholder ciphertext, which no secrets provider can decrypt: "
                     "`pulumi up` stops at it",
-                    f"`pulumi config set --secret {name} <value> --stack {stack}`",
+                    f"`{secret_command(name, stack)}`",
                 )
             )
     return findings
@@ -295,7 +304,12 @@ def required_namespaces(cfg: StackConfig) -> list[str]:
         modules += AKS_MODULES
     if cfg.agent_vm is not None:
         modules += AGENT_VM_MODULES
-    return sorted({MODULE_NAMESPACES[module] for module in modules})
+    namespaces = {MODULE_NAMESPACES[module] for module in modules}
+    if cfg.alerts is not None:
+        namespaces.update(ALERT_NAMESPACES)
+    if cfg.prometheus is not None and cfg.aks is not None:
+        namespaces.update(PROMETHEUS_NAMESPACES)
+    return sorted(namespaces)
 
 
 def _http_error(check: str, subject: str, error: Exception) -> Finding:

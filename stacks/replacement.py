@@ -127,6 +127,23 @@ REPLACES: Mapping[str, tuple[Rule, ...]] = {
     "azure-native:managedidentity:FederatedIdentityCredential": _path(
         "federatedIdentityCredentialResourceName", "resourceName"
     ),
+    # Egress, monitoring and alerting (their REST paths: stacks/arm_ids.py). Only the path parameters
+    # are listed: no create-only body property of these types is set by the program.
+    "azure-native:network:NatGateway": _path("natGatewayName"),
+    "azure-native:network:PublicIPAddress": _path("publicIpAddressName"),
+    "azure-native:keyvault:Secret": _path("vaultName", "secretName"),
+    "azure-native:monitor:ActionGroup": _path("actionGroupName"),
+    "azure-native:monitor:ScheduledQueryRule": _path("ruleName"),
+    "azure-native:monitor:MetricAlert": _path("ruleName"),
+    "azure-native:monitor:AzureMonitorWorkspace": _path("azureMonitorWorkspaceName"),
+    "azure-native:monitor:DataCollectionEndpoint": _path("dataCollectionEndpointName"),
+    "azure-native:monitor:DataCollectionRule": _path("dataCollectionRuleName"),
+    "azure-native:monitor:DataCollectionRuleAssociation": _path("associationName", "resourceUri"),
+    "azure-native:applicationinsights:Workbook": _path("resourceName"),
+    "azure-native:dashboard:Grafana": _path("workspaceName"),
+    "azure-native:dashboard:ManagedPrivateEndpoint": _path("workspaceName", "managedPrivateEndpointName"),
+    "azure-native:eventgrid:SystemTopic": _path("systemTopicName"),
+    "azure-native:eventgrid:SystemTopicEventSubscription": _path("systemTopicName", "eventSubscriptionName"),
 }
 
 
@@ -223,6 +240,9 @@ STATEFUL: frozenset[str] = frozenset(
         "azure-native:machinelearningservices:Workspace",
         "azure-native:resources:ResourceGroup",
         "azure-native:managedidentity:UserAssignedIdentity",
+        # Prometheus metrics live in the Azure Monitor workspace; dashboards and users live in Grafana.
+        "azure-native:monitor:AzureMonitorWorkspace",
+        "azure-native:dashboard:Grafana",
     }
 )
 

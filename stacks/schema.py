@@ -7,15 +7,22 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from stacks.addresses import AKS_SERVICE_CIDR_LONGEST_FORBIDDEN, SMALLEST_SUBNET_PREFIX
+from stacks.designs import DESIGNS
 from stacks.forms import (
     Address,
     Boolean,
     Choice,
     Cidr,
+    Decimal,
+    EmailList,
     Form,
     Guid,
     GuidList,
+    HostName,
+    HttpsUrl,
     Integer,
+    PemCertificate,
+    PemPrivateKey,
     SshPublicKey,
     Text,
     VmSize,
@@ -26,6 +33,8 @@ PROJECT = "aml-platform"
 ConfigType = Literal["string", "integer", "boolean", "array"]
 PROFILE = "profile"
 """Marks a default that comes from the environment profile (dev or prod) rather than one constant."""
+DESIGN = "design"
+"""Marks a default that comes from the stack's isolation design (see the README's design section)."""
 
 
 @dataclass(frozen=True)
@@ -315,6 +324,152 @@ KEYS: tuple[ConfigKey, ...] = (
         False,
         form=Boolean(),
     ),
+    ConfigKey(
+        "enableAlerts",
+        "boolean",
+        "Action group and alert rules (endpoint 5xx rate, p99 latency, no traffic; failed runs; cluster "
+        "and AKS nodes; model drift); dev has none unless switched on.",
+        PROFILE,
+        form=Boolean(),
+    ),
+    ConfigKey(
+        "alertEmails",
+        "array",
+        "Email addresses the action group notifies; prod needs a receiver (this or alertWebhookUrl).",
+        [],
+        form=EmailList("email addresses"),
+    ),
+    ConfigKey(
+        "alertWebhookUrl",
+        "string",
+        "Optional https webhook the action group calls (common alert schema); set with --secret.",
+        None,
+        secret=True,
+        form=HttpsUrl("the action group calls it with the alert"),
+    ),
+    ConfigKey(
+        "alertSeverity",
+        "integer",
+        "Severity of the alerts, 0 (critical) to 4 (verbose).",
+        PROFILE,
+        form=Integer(0, 4),
+    ),
+    ConfigKey(
+        "alertErrorRatePercent",
+        "integer",
+        "Alert when more than this % of scoring requests get a 5xx (1-100).",
+        PROFILE,
+        form=Integer(1, 100, "percent"),
+    ),
+    ConfigKey(
+        "alertP99LatencyMs",
+        "integer",
+        "Alert when the endpoint's p99 latency exceeds this (10-120000 ms).",
+        PROFILE,
+        form=Integer(10, 120000, "ms"),
+    ),
+    ConfigKey(
+        "alertNoTrafficMinutes",
+        "integer",
+        "Alert when the endpoint served nothing for this long (5-1440).",
+        PROFILE,
+        form=Integer(5, 1440, "minutes"),
+    ),
+    ConfigKey(
+        "alertNodeCpuPercent",
+        "integer",
+        "Alert when AKS nodes average more CPU than this %.",
+        80,
+        form=Integer(1, 100, "percent"),
+    ),
+    ConfigKey(
+        "alertNodeMemoryPercent",
+        "integer",
+        "Alert when AKS nodes' working set exceeds this %.",
+        85,
+        form=Integer(1, 100, "percent"),
+    ),
+    ConfigKey(
+        "driftThreshold",
+        "string",
+        "Model monitor threshold: normalized Wasserstein (numerical) and Jensen-Shannon (categorical).",
+        "0.1",
+        form=Decimal(0, 10, "0.1", " (Azure ML's default)"),
+    ),
+    ConfigKey(
+        "enablePrometheusGrafana",
+        "boolean",
+        "Azure Monitor workspace, AKS managed Prometheus and Azure Managed Grafana (needs enableAks).",
+        False,
+        form=Boolean(),
+    ),
+    ConfigKey(
+        "grafanaAdminObjectIds",
+        "array",
+        "Entra object ids of users given Grafana Admin on the Grafana.",
+        [],
+        form=GuidList("Entra object ids"),
+    ),
+    ConfigKey(
+        "isolationDesign",
+        "string",
+        "Network isolation design: customerVnet (compute and AKS in our subnets, Kubernetes online "
+        "endpoints) or managedVnet (Azure ML's managed network, managed online endpoints, no AKS).",
+        PROFILE,
+        form=Choice(DESIGNS),
+    ),
+    ConfigKey(
+        "storageSharedKeyAccess",
+        "boolean",
+        "Shared-key (account key) access on the workspace storage account, true or false; on where AKS "
+        "serves inference (customerVnet), off otherwise (see the README's design section).",
+        DESIGN,
+        form=Boolean(),
+    ),
+    ConfigKey(
+        "inferenceSslCname",
+        "string",
+        "Host name clients use for TLS to the AKS inference router (sslCname); required in prod with AKS. "
+        "The stack owns a private DNS zone of that exact name, linked to the VNet.",
+        None,
+        form=HostName(),
+    ),
+    ConfigKey(
+        "inferenceSslCertPem",
+        "string",
+        "PEM certificate chain for inferenceSslCname (no passphrase); set with --secret.",
+        None,
+        secret=True,
+        form=PemCertificate("inferenceSslKeyPem"),
+    ),
+    ConfigKey(
+        "inferenceSslKeyPem",
+        "string",
+        "PEM private key of that certificate (unencrypted); set with --secret.",
+        None,
+        secret=True,
+        form=PemPrivateKey("inferenceSslCertPem"),
+    ),
+    ConfigKey(
+        "inferenceLoadBalancerIp",
+        "string",
+        "The internal load balancer IP that azureml-fe got in the AKS subnet, once known; the scoring DNS "
+        "record points at it (the extension cannot pin it, see the README).",
+        None,
+        form=Address(),
+    ),
+    ConfigKey(
+        "githubRepository",
+        "string",
+        "GitHub <owner>/<repository> whose deploy jobs (GitHub environment named like the stack's) may sign "
+        "in as the CI identity through OIDC; unset for none.",
+        None,
+        form=Text(
+            "<owner>/<repository> as on github.com, e.g. contoso/aml-platform (owner up to 39 letters, digits "
+            "or hyphens; repository up to 100 letters, digits, '.', '_' or '-')",
+            r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$",
+        ),
+    ),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 
@@ -329,7 +484,7 @@ def declared_in_project(key: ConfigKey) -> bool:
     explicit `computeMaxNodes: 0` is refused instead of read as "use the profile".
     """
     return key.name == "namespace" or not (
-        key.default is PROFILE or key.default is None or key.default == "<stack>"
+        key.default is PROFILE or key.default is DESIGN or key.default is None or key.default == "<stack>"
     )
 
 
@@ -353,6 +508,8 @@ def _shown_default(key: ConfigKey) -> str:
         return "*(required)*"
     if key.default is PROFILE:
         return "profile (see below)"
+    if key.default is DESIGN:
+        return "from the isolation design"
     if key.default is None:
         return "unset"
     if key.default == "<stack>":

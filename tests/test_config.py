@@ -11,6 +11,7 @@ import pytest
 from stacks import addresses, program
 from stacks.config import (
     AZURE_NATIVE_KEYS,
+    PROFILE_FIELDS,
     ConfigCheck,
     ConfigError,
     check_config,
@@ -22,7 +23,8 @@ from stacks.config import (
 from stacks.mockrun import Recording, run_program
 from stacks.naming import derive_names, max_namespace_length, name_problems
 from stacks.program import program as platform_program
-from stacks.schema import KEYS, KEYS_BY_NAME
+from stacks.profiles import Profile
+from stacks.schema import KEYS, KEYS_BY_NAME, PROFILE
 
 P = "aml-platform"
 GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -32,6 +34,9 @@ PRIVATE_KEY = (
     "-----END OPENSSH PRIVATE KEY-----"
 )
 PAT = "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst"  # the shape of an Azure DevOps PAT
+ENCRYPTED_KEY = (
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHzBJBgkqhkiG9w0BBQ0w\n-----END ENCRYPTED PRIVATE KEY-----\n"
+)
 
 
 def _problems(values: dict[str, str], stack: str, deploying: bool = False) -> list:
@@ -46,7 +51,8 @@ def test_dev_profile_defaults() -> None:
     assert cfg.public_network_access is True
     assert cfg.protect_stateful is False
     assert cfg.compute.priority == "LowPriority" and cfg.compute.min_nodes == 0
-    assert cfg.network.private_endpoints is False
+    # dev defaults to the customer VNet, whose compute and AKS need private endpoints (tests/test_designs.py).
+    assert cfg.network.private_endpoints is True
     assert cfg.tags == {"environment": "dev", "project": P, "owner": "ml-platform", "managed-by": "pulumi"}
 
 
@@ -56,7 +62,7 @@ def test_prod_profile_is_hardened() -> None:
     assert cfg.protect_stateful is True
     assert cfg.network.private_endpoints is True
     assert cfg.aks is not None and cfg.aks.private_cluster is True
-    assert cfg.workspace_isolation_mode == "AllowOnlyApprovedOutbound"
+    assert cfg.workspace_isolation_mode == "Disabled"  # customer VNet design: our VNet isolates compute
     assert cfg.compute.priority == "Dedicated" and cfg.compute.ssh_enabled is False
     assert cfg.devops is not None and cfg.devops.prod_approvers == ("4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f",)
 
@@ -179,7 +185,7 @@ BAD_CONFIGS = [
     ({"prodApprovers": "alice"}, "prod", "prodApprovers", "is not a list", False),
     ({"prodApprovers": '["alice@contoso.com"]'}, "prod", "prodApprovers", "not GUIDs", False),
     ({"prodApprovers": '{"id": "x"}'}, "prod", "prodApprovers", "is not a list", False),
-    ({"prodApprovers": f'["{GUID}", "{GUID.upper()}"]'}, "prod", "prodApprovers", "same id twice", False),
+    ({"prodApprovers": f'["{GUID}", "{GUID.upper()}"]'}, "prod", "prodApprovers", "same GUID twice", False),
     # Azure DevOps and the agent VM
     ({"enableDevops": "false"}, "dev", "enableAgentVm", "needs enableDevops", False),
     ({"devopsPat": None}, "dev", "devopsPat", "is required with enableDevops", False),
@@ -213,11 +219,75 @@ BAD_CONFIGS = [
     ({"agentSshPublicKey": PRIVATE_KEY}, "dev", "agentSshPublicKey", "PRIVATE key", False),
     ({"agentAdminUsername": "root"}, "dev", "agentAdminUsername", "not be root", False),
     ({"agentAdminUsername": "Admin User"}, "dev", "agentAdminUsername", "lowercase Linux user", False),
+    # isolation designs and the inference router's TLS and load balancer
+    ({"isolationDesign": "managedVnet"}, "dev", "isolationDesign", "AZURE-FACTS 1", False),
+    ({"isolationDesign": "managedvnet"}, "dev", "isolationDesign", "did you mean managedVnet", False),
+    ({"storageSharedKeyAccess": "maybe"}, "dev", "storageSharedKeyAccess", "true or false", False),
+    ({"inferenceSslCertPem": None}, "dev", "inferenceSslCertPem", "together", False),
+    ({"inferenceSslKeyPem": None}, "prod", "inferenceSslKeyPem", "AZURE-FACTS 13", False),
+    ({"inferenceSslCname": "scoring"}, "prod", "inferenceSslCname", "at least two labels", False),
+    (
+        {"inferenceSslCertPem": PRIVATE_KEY},
+        "prod",
+        "inferenceSslCertPem",
+        "belongs in inferenceSslKeyPem",
+        False,
+    ),
+    ({"inferenceSslKeyPem": ENCRYPTED_KEY}, "prod", "inferenceSslKeyPem", "passphrase-protected", False),
+    ({"inferenceSslCname": "other.contoso.com"}, "prod", "inferenceSslCertPem", "does not name", False),
+    (
+        {"inferenceLoadBalancerIp": "10.10.32.4"},
+        "prod",
+        "inferenceLoadBalancerIp",
+        "outside aksSubnet",
+        False,
+    ),
+    ({"inferenceLoadBalancerIp": "10.10.16.2"}, "prod", "inferenceLoadBalancerIp", "Azure reserves", False),
+    ({"inferenceLoadBalancerIp": "10.10.16.9/32"}, "prod", "inferenceLoadBalancerIp", "IPv4 address", False),
+    # identities
+    (
+        {"githubRepository": "https://github.com/o/r"},
+        "dev",
+        "githubRepository",
+        "<owner>/<repository>",
+        False,
+    ),
+    ({"githubRepository": "-o/r"}, "dev", "githubRepository", "<owner>/<repository>", False),
+    # monitoring: receivers, thresholds, Prometheus and Grafana
+    ({"alertEmails": "[]"}, "prod", "enableAlerts", "alerts need a receiver", False),
+    ({"alertEmails": '["oncall@"]'}, "prod", "alertEmails", "must be a list of email addresses", False),
+    ({"alertEmails": "oncall@team.io"}, "prod", "alertEmails", "is not a list", False),
+    ({"alertWebhookUrl": "http://hooks.team.io/x"}, "prod", "alertWebhookUrl", "https:// URL", False),
+    ({"alertSeverity": "7"}, "prod", "alertSeverity", "from 0 to 4", False),
+    ({"alertErrorRatePercent": "0"}, "prod", "alertErrorRatePercent", "from 1 to 100", False),
+    ({"alertNoTrafficMinutes": "2"}, "prod", "alertNoTrafficMinutes", "from 5 to 1440", False),
+    ({"alertNodeMemoryPercent": "85%"}, "prod", "alertNodeMemoryPercent", "whole number", False),
+    ({"driftThreshold": "1e-1"}, "prod", "driftThreshold", "a number above 0", False),
+    (
+        {"enablePrometheusGrafana": "true", "enableAks": "false"},
+        "dev",
+        "enablePrometheusGrafana",
+        "needs enableAks",
+        False,
+    ),
+    (
+        {"enablePrometheusGrafana": "true", "namespace": "taxifaresnyc"},
+        "prod",
+        "enablePrometheusGrafana",
+        "Azure allows 2-23",
+        False,
+    ),
+    ({"grafanaAdminObjectIds": '["bob@team.io"]'}, "dev", "grafanaAdminObjectIds", "Entra object ids", False),
+    ({"enableAlerts": "on"}, "dev", "enableAlerts", "true or false", False),
     # placeholders: warned about offline, refused for a real deployment with what to put instead
     ({}, "dev", "devopsOrgUrl", "your organization's URL", True),
     ({}, "prod", "prodApprovers", "origin id of your approving group", True),
     ({}, "dev", "agentSshPublicKey", "cat ~/.ssh/id_ed25519.pub", True),
     ({"owner": "CHANGEME"}, "dev", "owner", "placeholder", True),
+    ({}, "prod", "alertEmails", "set who the alerts reach", True),
+    ({"alertEmails": '["ops@team.io", "a@mail.example"]'}, "prod", "alertEmails", "a@mail.example", True),
+    ({}, "prod", "inferenceSslCname", "the host name your certificate names", True),
+    ({"githubRepository": "contoso/aml-platform"}, "dev", "githubRepository", "sample owner", True),
 ]
 REFUSED = [row for row in BAD_CONFIGS if row[3]]
 
@@ -248,8 +318,9 @@ def test_bad_config_is_refused_naming_the_key(
     assert any(words in str(problem) for problem in named), named
     given = values.get(f"{P}:{key}")
     for problem in named:
-        # "is required" only for keys that are missing; the value given is named (masked where secret).
-        assert ("is required" in problem.message) == (given is None), problem
+        # "is required" only for keys that are missing (not for an unset key whose default applies); the
+        # value given is named (masked where secret).
+        assert ("is required" in problem.message) == (given is None and not problem.default), problem
         if given is not None and not KEYS_BY_NAME.get(key, KEYS[0]).secret and len(given) <= 40:
             assert problem.value == given, problem
 
@@ -352,6 +423,25 @@ BAD_VALUE_OF_KEY = {
     "agentAdminUsername": "root",
     "agentSshPublicKey": PRIVATE_KEY,
     "postDeployHook": "no",
+    "enableAlerts": "enabled",
+    "alertEmails": '["not-an-email"]',
+    "alertWebhookUrl": "http://hooks.team.io/alert",
+    "alertSeverity": "5",
+    "alertErrorRatePercent": "101",
+    "alertP99LatencyMs": "1.5",
+    "alertNoTrafficMinutes": "1441",
+    "alertNodeCpuPercent": "0",
+    "alertNodeMemoryPercent": "200",
+    "driftThreshold": "0",
+    "enablePrometheusGrafana": "True",
+    "grafanaAdminObjectIds": '["not-a-guid"]',
+    "isolationDesign": "hubSpoke",
+    "storageSharedKeyAccess": "off",
+    "inferenceSslCname": "*.contoso.com",
+    "inferenceSslCertPem": "not a pem",
+    "inferenceSslKeyPem": "not a key",
+    "inferenceLoadBalancerIp": "10.10.16.300",
+    "githubRepository": "just-a-name",
 }
 
 
@@ -451,6 +541,48 @@ def test_keys_that_have_no_effect_are_warned_about() -> None:
     assert "has no effect" in warned[f"{P}:environmentOverride"]
     assert "devopsOrgUrl" in warned["azuredevops:orgServiceUrl"]
     assert check.config is not None
+
+
+def test_keys_of_switches_that_are_off_are_warned_about() -> None:
+    values = example_values(
+        alertSeverity="2",
+        grafanaAdminObjectIds=f'["{GUID}"]',
+        enableAks="false",
+        inferenceLoadBalancerIp="10.10.16.9",
+        isolationDesign="managedVnet",
+        aksSubnet="10.10.32.0/20",
+    )
+    check = check_config(values, stack="dev", secret_keys=secret_keys_of(values))
+    assert check.config is not None, check.problems
+    warned = {warning.key: str(warning) for warning in check.warnings}
+    # dev's profile leaves alerts off: its alert keys have no effect until enableAlerts=true.
+    assert "while enableAlerts is false" in warned[f"{P}:alertEmails"]
+    assert "while enableAlerts is false" in warned[f"{P}:alertSeverity"]
+    assert "while enablePrometheusGrafana is false" in warned[f"{P}:grafanaAdminObjectIds"]
+    for key in ("inferenceSslCname", "inferenceSslCertPem", "inferenceSslKeyPem", "inferenceLoadBalancerIp"):
+        assert "while enableAks is false" in warned[f"{P}:{key}"], key
+    assert "while isolationDesign is managedVnet" in warned[f"{P}:aksSubnet"]
+    on = check_config(values | {f"{P}:enableAlerts": "true"}, stack="dev", secret_keys=secret_keys_of(values))
+    assert f"{P}:alertSeverity" not in {warning.key for warning in on.warnings}
+
+
+def test_every_profile_default_names_its_profile_field() -> None:
+    assert {key.name for key in KEYS if key.default is PROFILE} == set(PROFILE_FIELDS)
+    assert set(PROFILE_FIELDS.values()) <= set(Profile.__dataclass_fields__)
+    # An unset key whose profile default breaks a rule is shown with that default, never as "unset".
+    values = example_values(alertEmails=None)
+    [problem] = check_config(values, stack="prod", secret_keys=secret_keys_of(values)).problems
+    assert str(problem).startswith(f"{P}:enableAlerts (default 'true'): alerts need a receiver")
+
+
+def test_offline_stand_ins_skip_only_the_form_of_a_secret() -> None:
+    values = example_values(inferenceSslCertPem=None, inferenceSslKeyPem=None)
+    values |= {
+        f"{P}:{key}": f"stand-in-for-{P}:{key}" for key in ("inferenceSslCertPem", "inferenceSslKeyPem")
+    }
+    assert _problems(values, "prod") == []
+    values[f"{P}:inferenceSslCname"] = f"stand-in-for-{P}:inferenceSslCname"  # not a secret: its form applies
+    assert [problem.key for problem in _problems(values, "prod")] == [f"{P}:inferenceSslCname"]
 
 
 def _config(stack: str, **overrides: str) -> ConfigCheck:

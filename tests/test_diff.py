@@ -277,6 +277,28 @@ def test_replacement_table_covers_the_types_the_program_declares() -> None:
     assert declared <= set(REPLACES), declared - set(REPLACES)
 
 
+def test_every_path_parameter_is_an_input_of_the_sdk_resource() -> None:
+    import importlib
+    import inspect
+    import sys
+
+    from stacks.replacement import PATH_PARAMETER
+
+    unknown = []
+    for resource_type, rules in REPLACES.items():
+        _, module, name = resource_type.split(":")
+        cls = getattr(importlib.import_module(f"pulumi_azure_native.{module}"), name)
+        sdk = sys.modules[cls.__module__]
+        args = getattr(sdk, f"{name}InitArgs", None) or getattr(sdk, f"{name}Args")
+        inputs = {
+            re.sub(r"_(\w)", lambda m: m.group(1).upper(), p) for p in inspect.signature(args).parameters
+        }
+        unknown += [
+            (resource_type, r.path) for r in rules if r.source == PATH_PARAMETER and r.path not in inputs
+        ]
+    assert unknown == []
+
+
 def test_long_lists_collapse_in_markdown() -> None:
     head = _base()
     head["resources"] += [

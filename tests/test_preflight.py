@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from stacks import preflight as pf
 from stacks.cli import main as cli
 from stacks.plan import ROOT
-from tests._fake_arm import OBJECT_ID, SUBSCRIPTION, Arm, FakeCredential
+from tests._fake_preflight_arm import OBJECT_ID, SUBSCRIPTION, Arm, FakeCredential
 
 P = "aml-platform"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0yKQ4b5v8mN7pQ2rS9tU1vW3xY4zA6bC8dE0fG2hJ4 ops@team"
@@ -24,6 +25,13 @@ READY_PROD = f"""config:
   aml-platform:location: "westeurope"
   aml-platform:computeMaxNodes: 4
   aml-platform:aksNodeCount: 3
+  aml-platform:inferenceSslCname: "ml-scoring.mlteam.net"
+  aml-platform:inferenceSslCertPem:
+    secure: v1:c2FsdA==:Y2VydGlmaWNhdGU=
+  aml-platform:inferenceSslKeyPem:
+    secure: v1:c2FsdA==:a2V5
+  aml-platform:alertEmails:
+    - "ml-oncall@mlteam.net"
   aml-platform:enableDevops: true
   aml-platform:devopsOrgUrl: "https://dev.azure.com/mlteam-org"
   aml-platform:devopsPat:
@@ -334,14 +342,37 @@ def test_role_ids_match_microsofts_built_in_roles() -> None:
     assert pf.RBAC_ADMINISTRATOR == "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_provider_list_covers_every_module_the_plans_declare(stack: str) -> None:
+def _arm_namespace(resource_type: str) -> str:
+    from stacks.arm_ids import ARM_PATHS
+
+    path = ARM_PATHS[resource_type]
+    found = re.search(r"/providers/(Microsoft\.\w+)/", path)
+    return found.group(1) if found else "Microsoft.Resources"
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides"),
+    [
+        ("dev", ()),
+        ("prod", ()),
+        (
+            "dev",
+            (f"{P}:enablePrometheusGrafana=true", f"{P}:enableAlerts=true", f'{P}:alertEmails=["a@b.io"]'),
+        ),
+    ],
+)
+def test_the_provider_list_covers_every_resource_type_the_plans_declare(
+    stack: str, overrides: tuple[str, ...]
+) -> None:
     from stacks.config import check_config
     from stacks.plan import run_plan, stack_input
 
-    stack_in = stack_input(stack)
+    stack_in = stack_input(stack, overrides)
     plan = run_plan(stack_in)
-    modules = {r["type"].split(":")[1] for r in plan["resources"] if r["type"].startswith("azure-native:")}
+    types = {r["type"] for r in plan["resources"] if r["type"].startswith("azure-native:")}
     cfg = check_config(stack_in.values, stack=stack, secret_keys=stack_in.secret_keys).config
     assert cfg is not None
-    assert {pf.MODULE_NAMESPACES[module] for module in modules} <= set(pf.required_namespaces(cfg))
+    # The ARM namespace of each type as stacks/arm_ids.py spells its REST path (Microsoft's reference).
+    assert {_arm_namespace(resource_type) for resource_type in types} <= set(pf.required_namespaces(cfg))
+    modules = {resource_type.split(":")[1] for resource_type in types}
+    assert modules <= set(pf.MODULE_NAMESPACES)

@@ -150,7 +150,8 @@ def test_a_stack_file_the_cli_refuses_stops_the_plan(tmp_path: Path) -> None:
 def test_shipped_placeholder_ciphertext_is_noted() -> None:
     notes = stack_input("prod").notes
     assert any("devopsPat holds the shipped placeholder ciphertext" in note for note in notes)
-    assert not stack_input("prod", [f"{P}:devopsPat=x"]).notes
+    overridden = [f"{P}:{key}=x" for key in ("devopsPat", "inferenceSslCertPem", "inferenceSslKeyPem")]
+    assert not stack_input("prod", overridden).notes
 
 
 def test_only_constant_defaults_are_declared_in_the_project_file() -> None:

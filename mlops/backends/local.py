@@ -10,7 +10,9 @@ What stands in for what:
   process on 127.0.0.1 serving mlops/azureml/deploy/online/score.py; the endpoint's scoring URI is the
   URI of the deployment that takes the traffic (no router: traffic is all-or-nothing locally, so a
   stepwise plan is recorded step by step but scoring always reaches the deployment with the most);
-- batch endpoint: mlops.serving.run_batch_scoring over the sample into WORKDIR/batch/.
+- batch endpoint: mlops.serving.run_batch_scoring over the sample into WORKDIR/batch/;
+- data collection: each deployment's server writes its inputs and outputs as JSON lines under
+  WORKDIR/collection/<endpoint>/<deployment>/ (what `python -m mlops monitor --target local` reads).
 Servers live as long as this backend: close() stops every server it started, by pid. Deployments
 outlive it (they are records); the next run starts the serving deployment's server again on demand.
 """
@@ -38,9 +40,9 @@ from mlops.backends.base import (
     SmokeResult,
     TrainingRequest,
     TrainingResult,
+    serving_deployment,
 )
 from mlops.local_runner import StepEvent, StepFailed, run_pipeline
-from mlops.orchestrate import serving_deployment
 from mlops.pipeline_spec import PipelineSpecError
 from mlops.serving import InferenceServer, run_batch_scoring
 from mlops.serving import smoke_test as smoke_test_uri
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 MLOPS = Path(__file__).resolve().parent.parent
+COLLECT_DIR_ENV = "MLOPS_COLLECT_DIR"
+"""Read by mlops/azureml/deploy/online/data_collection.py (which the server imports, not this package)."""
 ONLINE_SCRIPT = MLOPS / "azureml" / "deploy" / "online" / "score.py"
 BATCH_SCRIPT = MLOPS / "azureml" / "deploy" / "batch" / "batch_score.py"
 
@@ -319,8 +323,14 @@ class LocalBackend:
         endpoints = self._endpoints.load()
         record = endpoints[endpoint]["deployments"][deployment]
         log_file = self.workdir / "logs" / endpoint / f"{deployment}.log"
+        # Inputs and outputs as Azure ML's data collector would keep them, for `python -m mlops monitor`.
+        collect = {COLLECT_DIR_ENV: str(self.collection_dir(endpoint) / deployment)}
         server = InferenceServer(
-            ONLINE_SCRIPT, Path(record["model_dir"]), log_file, startup_deadline_s=startup_timeout_s
+            ONLINE_SCRIPT,
+            Path(record["model_dir"]),
+            log_file,
+            env=collect,
+            startup_deadline_s=startup_timeout_s,
         ).start()
         self._servers[deployment] = server
         endpoints[endpoint]["deployments"][deployment] |= {
@@ -330,6 +340,16 @@ class LocalBackend:
         self._endpoints.save(endpoints)
         self._log(f"deployment {deployment}: server pid {server.pid} at {server.scoring_uri}")
         return server
+
+    def collection_dir(self, endpoint: str) -> Path:
+        """Where the endpoint's deployments collect their inputs and outputs (one folder each)."""
+        return self.workdir / "collection" / endpoint
+
+    def latest_data_file(self, name: str) -> Path | None:
+        """The local copy of the newest registered version of data asset `name`, if any."""
+        files = self._registry.load().get("data_files", {})
+        versions = [int(key.split(":")[1]) for key in files if key.split(":")[0] == name]
+        return Path(files[f"{name}:{max(versions)}"]) if versions else None
 
     def smoke_test(self, endpoint: str, deployment: str, request_sample: Path) -> SmokeResult:
         try:
