@@ -315,9 +315,10 @@ def deploy_local(args: argparse.Namespace) -> int:
     workdir = (args.workdir or DEFAULT_WORKDIR).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     progress = Progress()
-    data = _training_data(args, workdir, progress)
-    backend = LocalBackend(workdir, log=progress.note, keep_endpoint_up=args.serve)
+    # The backend first: its warm interpreter (mlops.prefork) imports while the sample data is generated.
+    backend = LocalBackend(workdir, log=progress.note, keep_endpoint_up=args.serve, warm_start=True)
     try:
+        data = _training_data(args, workdir, progress)
         summary = deploy(backend, build_request(args, data), progress)
         _print_summary(summary)
         if args.serve and summary.scoring_uri:

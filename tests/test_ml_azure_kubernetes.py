@@ -143,7 +143,7 @@ def test_a_failed_instance_type_apply_stops_before_any_deployment(arm: FakeArm) 
     backend = kubernetes_backend(arm, Recorder(), [GOOD], [])
     backend.ensure_online_endpoint(ENDPOINT)
 
-    with pytest.raises(BackendError, match="kubectl apply exited 1.*RBAC Cluster Admin"):
+    with pytest.raises(BackendError, match="kubectl apply exited 1.*RBAC Admin at cluster scope"):
         backend.create_deployment(SPEC, 1800)
     assert puts(arm, "/deployments/") == []
 

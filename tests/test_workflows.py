@@ -209,12 +209,28 @@ def test_azure_pipeline_deploys_prod_from_main_behind_the_environment() -> None:
     assert "environment: ${{ target.stack }}" in text and "createPrComment: true" in text
 
 
+def _shipped_names(stack: str) -> Any:
+    """The resource names the shipped Pulumi.<stack>.yaml derives (what the stack's outputs will say)."""
+    from stacks.naming import derive_names
+
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    project_default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["postfix"]["default"]
+    postfix = str(config.get("aml-platform:postfix", project_default))
+    return derive_names(str(config["aml-platform:namespace"]), postfix, stack)
+
+
 def test_azure_pipeline_runs_a_private_stacks_hook_on_its_own_pool_with_a_refreshing_token() -> None:
     pipeline = yaml.safe_load(_text(AZURE_PIPELINE))
     targets = {
         t["stack"]: t for t in next(p for p in pipeline["parameters"] if p["name"] == "targets")["default"]
     }
-    assert targets["prod"]["hookPool"] == "pool-taxi001prod", "prod is private: its agents (agentPoolName)"
+    # Both shipped stacks serve from AKS behind its internal load balancer (prod is private too): each hook
+    # runs on the pool its stack creates, and each stage signs in through the connection it creates.
+    for stack, target in targets.items():
+        names = _shipped_names(stack)
+        assert target["hookPool"] == names.devops_pool, f"{stack}: the stack's agentPoolName"
+        assert target["serviceConnection"] == names.service_connection, f"{stack}: serviceConnectionName"
+        assert pipeline["variables"][f"{stack}ServiceConnection"] == names.service_connection
     jobs = _azure_deploy_jobs()
     assert jobs["infra"]["pool"] == {"vmImage": "ubuntu-latest"}
     hook = jobs["hook"]
@@ -265,3 +281,58 @@ def test_jenkins_gates_prod_and_runs_each_hook_inside_its_vnet() -> None:
         up = _jenkins_stage(f"pulumi up {stack}")
         assert "agent { label 'linux' }" in up and f"stash name: 'outputs-{stack}'" in up
     assert "branch 'main'" in _jenkins_stage("Approve prod")
+
+
+def _step_lists(node: Any) -> list[list[dict[str, Any]]]:
+    """Every `steps:` list in a workflow or pipeline document, wherever templates nest it."""
+    found: list[list[dict[str, Any]]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "steps" and isinstance(value, list):
+                found.append([step for step in value if isinstance(step, dict)])
+            found.extend(_step_lists(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_step_lists(item))
+    return found
+
+
+def _runs_pulumi(step: dict[str, Any]) -> bool:
+    uses, task = str(step.get("uses", "")), str(step.get("task", ""))
+    script = str(step.get("run", "")) + str(step.get("script", ""))
+    return (
+        uses.startswith("pulumi/actions")
+        or task.startswith("Pulumi@")
+        or bool(re.search(r"\bpulumi (up|preview)\b", script))
+    )
+
+
+@pytest.mark.parametrize("path", CI_FILES, ids=lambda p: p.name)
+def test_every_job_running_pulumi_puts_uv_on_path_first(path: Path) -> None:
+    # Pulumi.yaml's `toolchain: uv` makes the CLI look uv up on PATH (pulumi/pulumi sdk/python/toolchain/uv.go,
+    # exec.LookPath("uv")); `make venv` bootstraps uv into .work/uv/bin, which is not on PATH by itself.
+    checked = 0
+    for steps in _step_lists(yaml.safe_load(_text(path))):
+        pulumi_at = [i for i, step in enumerate(steps) if _runs_pulumi(step)]
+        if not pulumi_at:
+            continue
+        on_path = [
+            i
+            for i, step in enumerate(steps)
+            if ".work/uv/bin" in str(step.get("run", "")) + str(step.get("script", ""))
+            and re.search(
+                r"GITHUB_PATH|task\.prependpath", str(step.get("run", "")) + str(step.get("script", ""))
+            )
+        ]
+        assert on_path and min(on_path) < min(pulumi_at), f"{path.name}: a job runs pulumi without uv on PATH"
+        checked += 1
+    assert checked, f"{path.name}: no job running pulumi was found"
+
+
+def test_jenkins_pulumi_up_has_uv_on_path() -> None:
+    ups = [
+        line
+        for line in _text(JENKINSFILE).splitlines()
+        if re.search(r"\bpulumi up\b", line) and "sh " in line
+    ]
+    assert len(ups) == 2 and all(".work/uv/bin" in line for line in ups), ups

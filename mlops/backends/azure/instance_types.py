@@ -169,7 +169,7 @@ class InstanceTypeApplier:
             raise BackendError(
                 f"{what}: kubectl apply exited {exit_code} ({getattr(properties, 'reason', None) or 'no reason'}): "
                 f"{logs[-1500:]}. The deploying identity needs managedClusters/runcommand/action on the cluster "
-                "and Kubernetes RBAC to write instancetypes (Azure Kubernetes Service RBAC Cluster Admin)"
+                "and Kubernetes RBAC to write instancetypes (Azure Kubernetes Service RBAC Admin at cluster scope, which the stack grants the CI identity)"
             )
         outcome = applied(logs)
         s.say(f"instance types: {', '.join(f'{n} {a}' for n, a in outcome.items()) or logs.strip()[:200]}")
