@@ -27,6 +27,7 @@ from components.service_connection import ServiceConnection, ServiceConnectionAr
 from components.workspace import Workspace, WorkspaceArgs
 from stacks import mockrun
 from stacks.config import ConfigError, example_config
+from stacks.forms import shown_value
 from stacks.mockrun import SECRET_MASK, Recording, run_program
 from stacks.model import StackConfig
 from stacks.platform import build_platform
@@ -502,7 +503,7 @@ def test_github_repository_config_is_validated_before_anything_is_declared(value
         return
     with pytest.raises(ConfigError) as raised:
         example_config("dev", githubRepository=value)
-    assert f"aml-platform:githubRepository ('{value}')" in str(raised.value)
+    assert f"aml-platform:githubRepository ('{shown_value(value, secret=False)}')" in str(raised.value)
     assert "<owner>/<repository>" in str(raised.value)
 
 
