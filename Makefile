@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_plan.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_endpoint.py
+	$(PY) bench/bench_lifecycle.py
 	$(PY) bench/bench_preflight.py
 	$(PY) bench/bench_monitor.py
 
