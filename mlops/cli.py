@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     azure.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
     _add_monitor(commands)
     _add_loadtest(commands)
+    _add_report_parser(commands)
     return parser
 
 
@@ -153,6 +154,22 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_report_parser(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report", help="Markdown + PNG report of a local training run against the champion (for PRs)"
+    )
+    report.add_argument("--run", type=Path, required=True, help="a run folder, WORKDIR/runs/run-NNN")
+    report.add_argument(
+        "--against",
+        choices=("champion", "none"),
+        default="champion",
+        help="compare with the champion the run's evaluate step scored (default), or show the candidate only",
+    )
+    report.add_argument(
+        "--out", type=Path, required=True, help="folder for report.md, comment.md and the PNGs"
+    )
+
+
 def _traffic_steps(text: str) -> tuple[int, ...]:
     try:
         return parse_traffic_steps(text)
@@ -170,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return monitor_local(args)
         if args.command == "loadtest":
             return loadtest(args)
+        if args.command == "report":
+            return write_report(args)
         _reject_foreign_flags(args)
         return deploy_local(args) if args.target == "local" else deploy_azure(args)
     except KeyboardInterrupt:
@@ -212,6 +231,22 @@ def check_specs() -> int:
         print(problem, file=sys.stderr)
     print(f"check-specs: {len(problems)} problem(s)")
     return EXIT_USAGE if problems else EXIT_OK
+
+
+def write_report(args: argparse.Namespace) -> int:
+    """Write the run's report; a folder that is not a training run is a usage error."""
+    from mlops.report import ReportError
+    from mlops.report import write_report as write
+
+    progress = Progress()
+    try:
+        with progress.step("report") as say:
+            report = write(args.run.resolve(), args.out.resolve(), against=args.against)
+            say(f"{report.markdown} (+ {len(report.plots)} PNGs); PR comment body: {report.comment}")
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+    print(report.markdown)
+    return EXIT_OK
 
 
 def build_request(
