@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="traffic percentages for the new deployment, in order (default 100; e.g. 10,50,100)",
     )
     run.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
+    run.add_argument(
+        "--sweep",
+        action="store_true",
+        help="tune with the pipeline's hyperparameter sweep step instead of one train step",
+    )
     local = run.add_argument_group("--target local")
     local.add_argument(
         "--workdir", type=Path, help=f"state, registry, models and logs (default {DEFAULT_WORKDIR})"
@@ -273,6 +278,7 @@ def build_request(
         model_version=args.model_version,
         skip_training=args.skip_training,
         traffic_steps=args.traffic_steps,
+        sweep=args.sweep,
     )
 
 

@@ -35,13 +35,15 @@ LOG_TAIL_LINES = 20
 
 @dataclass(frozen=True)
 class StepEvent:
-    """Progress of one step: `started` (seconds 0) or `finished` / `failed` with its elapsed seconds."""
+    """Progress of one step: `started` (seconds 0), `finished` / `failed` with its elapsed seconds,
+    or `progress` with a detail line from inside a long step (a sweep's trials)."""
 
     step: str
-    kind: Literal["started", "finished", "failed"]
+    kind: Literal["started", "finished", "failed", "progress"]
     seconds: float
     index: int
     total: int
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def _run_process(
             return None
 
 
-def _run_step(
+def run_step(
     spec: PipelineSpec,
     step: StepSpec,
     values: Mapping[str, str],
@@ -200,6 +202,10 @@ def _run_step(
     python: str,
     timeout_s: float,
 ) -> StepResult:
+    """Run one command step as a process in `workdir` (outputs, log, code snapshot there); StepFailed if it fails.
+
+    `values` are the pipeline's input values and `done` the steps whose outputs it may bind.
+    """
     inputs = {name: _resolve_input(spec, step, name, values, done) for name in step.inputs}
     outputs = _fresh_outputs(step, workdir)
     argv = command_argv(step.command, inputs, outputs, python)
@@ -227,9 +233,13 @@ def run_pipeline(
     python: str = sys.executable,
     on_event: Callable[[StepEvent], None] | None = None,
     step_timeout_s: float = 1800,
+    sweep: bool = False,
 ) -> PipelineRun:
-    """Run every step of `pipeline` in dependency order; StepFailed stops the run at the first failure."""
-    spec = load_pipeline(pipeline)  # raises PipelineSpecError listing every problem
+    """Run every step of `pipeline` in dependency order; StepFailed stops the run at the first failure.
+
+    `sweep` switches the spec's alternative steps on (the sweep instead of train).
+    """
+    spec = load_pipeline(pipeline, sweep=sweep)  # raises PipelineSpecError listing every problem
     values = _input_values(spec, inputs)
     workdir = Path(workdir).resolve()
     run_env = {**os.environ, **(env or {})}
@@ -239,7 +249,18 @@ def run_pipeline(
         notify(StepEvent(step.name, "started", 0.0, index, len(spec.steps)))
         started = time.monotonic()
         try:
-            done[step.name] = _run_step(spec, step, values, done, workdir, run_env, python, step_timeout_s)
+            if step.sweep is not None:
+                from mlops.sweep import run_sweep_step  # imported here: it builds on run_step
+
+                def progress(line: str, step: StepSpec = step, index: int = index) -> None:
+                    elapsed = time.monotonic() - started
+                    notify(StepEvent(step.name, "progress", elapsed, index, len(spec.steps), line))
+
+                done[step.name] = run_sweep_step(
+                    spec, step, values, done, workdir, run_env, python, step_timeout_s, progress
+                )
+            else:
+                done[step.name] = run_step(spec, step, values, done, workdir, run_env, python, step_timeout_s)
         except StepFailed:
             notify(StepEvent(step.name, "failed", time.monotonic() - started, index, len(spec.steps)))
             raise

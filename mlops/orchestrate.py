@@ -237,6 +237,8 @@ class DeployRequest:
     skip_training: bool = False
     """Deploy the current champion without training."""
     traffic_steps: tuple[int, ...] = (100,)
+    sweep: bool = False
+    """Train with the pipeline's hyperparameter sweep instead of its single train step."""
     training_deadline_s: float = 4 * 3600
     deployment_deadline_s: float = 3600
     batch_deadline_s: float = 3600
@@ -244,6 +246,8 @@ class DeployRequest:
     def __post_init__(self) -> None:
         if self.model_version is not None and self.skip_training:
             raise UsageError("give either --model-version N or --skip-training, not both")
+        if self.sweep and (self.model_version is not None or self.skip_training):
+            raise UsageError("--sweep trains; it does not go with --model-version or --skip-training")
         if self.data is None and self.model_version is None and not self.skip_training:
             raise UsageError("training needs data: give --data CSV (or --model-version N / --skip-training)")
         validate_traffic_steps(self.traffic_steps)
@@ -455,6 +459,7 @@ def _train(backend: Backend, request: DeployRequest, progress: Progress) -> Trai
                 model_name=request.model_name,
                 seed=request.seed,
                 deadline_s=request.training_deadline_s,
+                sweep=request.sweep,
             )
         )
         if training.status != "Completed":

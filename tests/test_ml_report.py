@@ -90,16 +90,18 @@ def test_gate_verdict_refuses_an_unknown_flag() -> None:
 
 
 def test_errors_by_distance_bins_trips_and_skips_empty_bins() -> None:
-    distance = np.array([0.5, 0.7, 3.0, 25.0])
+    # A trip of exactly 1 mile belongs to the 1-2 bin: bins are [low, high).
+    distance = np.array([0.5, 1.0, 3.0, 25.0])
     actual = np.array([5.0, 6.0, 10.0, 60.0])
     predicted = np.array([6.0, 5.0, 13.0, 56.0])
-    bins = errors_by_distance(distance, actual, predicted, edges=(0.0, 1.0, 2.0, 5.0, math.inf))
+    bins = errors_by_distance(distance, actual, predicted, edges=(0.0, 1.0, 2.0, 5.0, 10.0, math.inf))
     assert bins == [
-        BinError(0.0, 1.0, 2, 1.0, 1.0),
+        BinError(0.0, 1.0, 1, 1.0, 1.0),
+        BinError(1.0, 2.0, 1, 1.0, 1.0),
         BinError(2.0, 5.0, 1, 3.0, 3.0),
-        BinError(5.0, math.inf, 1, 4.0, 4.0),
+        BinError(10.0, math.inf, 1, 4.0, 4.0),
     ]
-    assert [b.label for b in bins] == ["0-1 mi", "2-5 mi", "5+ mi"]
+    assert [b.label for b in bins] == ["0-1 mi", "1-2 mi", "2-5 mi", "10+ mi"]
 
 
 HASHES = {"training data (train + val splits)": "d1", "test data": "t1", "code (mlops/src snapshot)": "c1"}

@@ -181,6 +181,7 @@ class LocalBackend:
                 python=self._python,
                 on_event=self._step_event,
                 step_timeout_s=request.deadline_s,
+                sweep=request.sweep,
             )
         except (PipelineSpecError, FileNotFoundError) as error:
             raise ConfigurationError(f"pipeline {request.pipeline}: {error}") from error
@@ -201,6 +202,9 @@ class LocalBackend:
         )
 
     def _step_event(self, event: StepEvent) -> None:
+        if event.kind == "progress":
+            self._log(f"training: step {event.index + 1}/{event.total} {event.step}: {event.detail}")
+            return
         timing = "" if event.kind == "started" else f" ({event.seconds:.1f}s)"
         self._log(f"training: step {event.index + 1}/{event.total} {event.step} {event.kind}{timing}")
 
