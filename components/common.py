@@ -27,6 +27,8 @@ class BuiltInRole:
     ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
     AZUREML_DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"
     NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+    READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    AZUREML_REGISTRY_USER = "1823dd4f-9b8c-4ab6-ab4e-7397a3684615"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from stacks.model import (
     AlertSettings,
     ComputeSettings,
     DevOpsSettings,
+    ModelRegistrySettings,
     SECRET_MASK,
     NetworkSettings,
     PrometheusSettings,
@@ -182,6 +183,7 @@ def parse_config(
         reader, aks_enabled=aks is not None, grafana_name=_grafana_name(namespace, postfix, environment)
     )
     drift_threshold = _drift_threshold(reader)
+    registry = _model_registry(reader, profile.owns_model_registry)
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
         _check_names(reader, names, postfix, environment)
@@ -211,6 +213,7 @@ def parse_config(
         alerts=alerts,
         prometheus=prometheus,
         drift_threshold=drift_threshold,
+        model_registry=registry,
     )
 
 
@@ -387,6 +390,39 @@ def _devops(reader: _Reader) -> DevOpsSettings | None:
         else None,
         prod_approvers=approvers,
     )
+
+
+def _object_ids(reader: _Reader, name: str) -> tuple[str, ...]:
+    value = reader.raw(name)
+    if value is None:
+        return ()
+    try:
+        items = json.loads(value)
+    except json.JSONDecodeError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(item, str) and GUID.match(item) for item in items):
+        reader.fail(
+            name,
+            "must be a list of Entra object ids (GUIDs) of service principals or managed identities, e.g. "
+            f"`pulumi config set --path '{name}[0]' <object-id>`",
+        )
+        return ()
+    return tuple(items)
+
+
+def _model_registry(reader: _Reader, owner: bool) -> ModelRegistrySettings | None:
+    enabled = reader.boolean("enableModelRegistry", True)
+    writers, readers = (
+        _object_ids(reader, "modelRegistryWriters"),
+        _object_ids(reader, "modelRegistryReaders"),
+    )
+    if not owner:
+        for name, given in (("modelRegistryWriters", writers), ("modelRegistryReaders", readers)):
+            if given:
+                reader.fail(name, "is set on the stack that owns the registry (prod), which grants its roles")
+    if not enabled:
+        return None
+    return ModelRegistrySettings(owner=owner, writers=writers, readers=readers)
 
 
 def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:

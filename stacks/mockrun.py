@@ -101,7 +101,9 @@ def fake_id(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
         return str(uuid.uuid5(_IDS, f"{type_token}/{name}"))
     namespace = _PROVIDER_NAMESPACES.get(module, f"Microsoft.{module.capitalize()}")
     group = inputs.get("resourceGroupName", "rg")
-    collection = kind[0].lower() + kind[1:] + "s"
+    collection = kind[0].lower() + kind[1:]
+    # ARM pluralizes as English does: registries, not registrys.
+    collection = collection[:-1] + "ies" if collection.endswith("y") else collection + "s"
     if module == "resources" and kind == "ResourceGroup":
         return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}"
     return (

@@ -60,6 +60,8 @@ class ResourceNames:
     variable_group: str
     online_endpoint: str
     batch_endpoint: str
+    model_registry: str
+    """The Azure ML registry dev and prod share (no environment in it: one registry, both stacks)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,18 @@ class PrometheusSettings:
 
 
 @dataclass(frozen=True)
+class ModelRegistrySettings:
+    """The Azure ML registry dev and prod share; promotion copies dev's champion into it."""
+
+    owner: bool
+    """This stack declares the registry and its role assignments (the prod stack, see profiles)."""
+    writers: tuple[str, ...] = ()
+    """Object ids of the identities that run `promote` (AzureML Registry User); owner only."""
+    readers: tuple[str, ...] = ()
+    """Object ids of other identities that read it, e.g. the dev workspace's (Reader); owner only."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Everything one stack needs, validated and with its environment profile applied."""
 
@@ -168,3 +182,4 @@ class StackConfig:
     alerts: AlertSettings | None = None
     prometheus: PrometheusSettings | None = None
     drift_threshold: float = 0.1
+    model_registry: ModelRegistrySettings | None = None

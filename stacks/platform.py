@@ -147,6 +147,8 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
         "onlineEndpointName": names.online_endpoint,
         "batchEndpointName": names.batch_endpoint,
     }
+    if cfg.model_registry is not None:
+        outputs.update(_model_registry(cfg, common, client, workspace))
     if cfg.aks is not None:
         outputs.update(_inference(cfg, common, client, workspace, network, diagnostics))
     if cfg.devops is not None:
@@ -229,6 +231,34 @@ def _observability(
 def _online_target(cfg: StackConfig) -> str:
     """Where the hook deploys the online endpoint; the hook deploys managed online endpoints today."""
     return "managed"
+
+
+def _model_registry(
+    cfg: StackConfig, common: CommonArgs, client: pulumi.Output[Any], workspace: Workspace
+) -> dict[str, pulumi.Input[Any]]:
+    """The registry dev and prod share: declared (with its roles) by its owner, prod; named by both."""
+    settings = cfg.model_registry
+    assert settings is not None
+    if not settings.owner:
+        return {"modelRegistryName": cfg.names.model_registry}
+    from components.model_registry import ModelRegistry, ModelRegistryArgs
+
+    # The owner's own workspace and compute identities read what they deploy; the others come from config.
+    readers: dict[str, pulumi.Input[str]] = {
+        cfg.names.workspace: workspace.principal_id.apply(lambda principal: principal or ""),
+        cfg.names.compute_identity: workspace.compute_identity_principal_id,
+    }
+    registry = ModelRegistry(
+        "model-registry",
+        ModelRegistryArgs(
+            common,
+            cfg.names.model_registry,
+            subscription_id=client.subscription_id,
+            readers=readers | {object_id: object_id for object_id in settings.readers},
+            writers={object_id: object_id for object_id in settings.writers},
+        ),
+    )
+    return {"modelRegistryName": registry.registry_name}
 
 
 def _inference(

@@ -186,6 +186,27 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "grafanaAdminObjectIds", "array", "Entra object ids of users given Grafana Admin on the Grafana.", []
     ),
+    ConfigKey(
+        "enableModelRegistry",
+        "boolean",
+        "Use the Azure ML registry mlr-<namespace>-<postfix> that dev and prod share for promotion; "
+        "the prod stack creates it.",
+        True,
+    ),
+    ConfigKey(
+        "modelRegistryWriters",
+        "array",
+        "Prod only: object ids of the identities that run `python -m mlops promote` "
+        "(granted AzureML Registry User on the registry).",
+        [],
+    ),
+    ConfigKey(
+        "modelRegistryReaders",
+        "array",
+        "Prod only: object ids of other identities that read the registry, e.g. the dev "
+        "workspace's (granted Reader).",
+        [],
+    ),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 
