@@ -46,6 +46,8 @@ ONLINE_ENDPOINT = "taxi-fare-online"
 BATCH_ENDPOINT = "taxi-fare-batch"
 
 DEFAULT_WORKDIR = Path(".work/local")
+LOCAL_REGISTRY = Path(".work/local-registry")
+ENVIRONMENTS = ("dev", "prod")
 DEFAULT_ROWS = 20_000
 DATA_SEED = 42
 EXIT_INTERRUPTED = 130
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_monitor(commands)
     _add_loadtest(commands)
     _add_report_parser(commands)
+    _add_promote_parser(commands)
     return parser
 
 
@@ -159,6 +162,34 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_promote_parser(commands: argparse._SubParsersAction) -> None:
+    promote = commands.add_parser(
+        "promote",
+        help="copy a registered version from dev into the shared registry and prod, with its lineage",
+        epilog="exit codes: 0 done (also when already promoted), 2 refused or conflicting, 5 transient, "
+        "6 other Azure error, 130 interrupted",
+    )
+    promote.add_argument("--target", choices=("local", "azure"), required=True, help="where the stores are")
+    promote.add_argument("--from", dest="source", choices=ENVIRONMENTS, default="dev", help="default dev")
+    promote.add_argument(
+        "--to", dest="destination", choices=ENVIRONMENTS, default="prod", help="default prod"
+    )
+    promote.add_argument("--model-version", required=True, help="the source version to promote")
+    promote.add_argument("--model-name", default=MODEL_NAME, help=f"default {MODEL_NAME}")
+    promote.add_argument(
+        "--force", action="store_true", help="promote even if it is not the source's champion"
+    )
+    local = promote.add_argument_group("--target local")
+    local.add_argument("--from-workdir", type=Path, help=f"source workdir (default {DEFAULT_WORKDIR})")
+    local.add_argument("--to-workdir", type=Path, help="target workdir (default .work/local-<to>)")
+    local.add_argument(
+        "--registry-dir", type=Path, help=f"the local registry folder (default {LOCAL_REGISTRY})"
+    )
+    azure = promote.add_argument_group("--target azure")
+    azure.add_argument("--from-outputs", type=Path, help="stack outputs JSON of the source (else `pulumi`)")
+    azure.add_argument("--to-outputs", type=Path, help="stack outputs JSON of the target (else `pulumi`)")
+
+
 def _add_report_parser(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
         "report", help="Markdown + PNG report of a local training run against the champion (for PRs)"
@@ -194,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return loadtest(args)
         if args.command == "report":
             return write_report(args)
+        if args.command == "promote":
+            return promote_models(args)
         _reject_foreign_flags(args)
         return deploy_local(args) if args.target == "local" else deploy_azure(args)
     except KeyboardInterrupt:
@@ -236,6 +269,85 @@ def check_specs() -> int:
         print(problem, file=sys.stderr)
     print(f"check-specs: {len(problems)} problem(s)")
     return EXIT_USAGE if problems else EXIT_OK
+
+
+def promote_models(args: argparse.Namespace) -> int:
+    """Promote one version from --from to --to through the registry; refusals exit 2 with the reason."""
+    from mlops.promote import PromotionConflict, PromotionError, PromotionRefused, promote
+
+    if args.source == args.destination:
+        raise UsageError(
+            f"--from and --to are both {args.source}; promotion goes from one environment to another"
+        )
+    progress = Progress()
+    source, registry, target = _promotion_stores(args)
+    try:
+        with progress.step("promote") as say:
+            result = promote(
+                source, registry, target, args.model_name, args.model_version, force=args.force, say=say
+            )
+    except (PromotionRefused, PromotionConflict) as error:
+        raise UsageError(str(error)) from None
+    except PromotionError as error:
+        raise DeployError(str(error)) from None
+    print("\n".join(result.lines()), flush=True)
+    return EXIT_OK
+
+
+def _promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Source, registry and target stores: local workdirs and a folder, or the stacks' workspaces and registry."""
+    local_flags = ("from_workdir", "to_workdir", "registry_dir")
+    azure_flags = ("from_outputs", "to_outputs")
+    foreign = azure_flags if args.target == "local" else local_flags
+    given = [f"--{name.replace('_', '-')}" for name in foreign if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: not for --target {args.target}")
+    if args.target == "local":
+        from mlops.promote import LocalRegistry, LocalWorkdir
+
+        source_dir = (args.from_workdir or DEFAULT_WORKDIR).resolve()
+        if not (source_dir / "mlflow.db").is_file():
+            raise UsageError(
+                f"--from-workdir {source_dir}: no MLflow registry there; train with `deploy` first"
+            )
+        target_dir = (args.to_workdir or DEFAULT_WORKDIR.with_name(f"local-{args.destination}")).resolve()
+        return (
+            LocalWorkdir(source_dir),
+            LocalRegistry((args.registry_dir or LOCAL_REGISTRY).resolve()),
+            LocalWorkdir(target_dir),
+        )
+    return _azure_promotion_stores(args)
+
+
+def _azure_promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from azure.identity import DefaultAzureCredential
+
+    from mlops.promote_azure import (
+        AzureModels,
+        registry_client,
+        registry_where,
+        workspace_client,
+        workspace_where,
+    )
+    from mlops.stack_outputs import StackOutputsError, load_stack_outputs
+
+    try:
+        source = load_stack_outputs(args.source, args.from_outputs)
+        target = load_stack_outputs(args.destination, args.to_outputs)
+    except StackOutputsError as error:
+        raise UsageError(str(error)) from None
+    registry_name = target.model_registry_name or source.model_registry_name
+    if not registry_name:
+        raise UsageError(
+            "neither stack exports modelRegistryName: set enableModelRegistry=true (the default) and run "
+            f"`pulumi up --stack {args.destination}`, which creates the registry"
+        )
+    credential = DefaultAzureCredential()
+    return (
+        AzureModels(workspace_client(source, credential), workspace_where(source)),
+        AzureModels(registry_client(registry_name, credential), registry_where(registry_name)),
+        AzureModels(workspace_client(target, credential), workspace_where(target)),
+    )
 
 
 def write_report(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ OPTIONAL_KEYS: Mapping[str, str] = {
     "batchEndpointName": "batch_endpoint_name",
     "logAnalyticsWorkspaceId": "log_analytics_workspace_id",
     "actionGroupId": "action_group_id",
+    "modelRegistryName": "model_registry_name",
 }
 """Informational outputs: reported by the hook, never needed to reach the workspace."""
 
@@ -64,6 +65,8 @@ class StackOutputs:
     """The model monitor's threshold (stack output driftThreshold)."""
     alert_emails: tuple[str, ...] = ()
     """Who the model monitor emails (stack output alertEmails; empty when alerts are off)."""
+    model_registry_name: str | None = None
+    """The Azure ML registry dev and prod share (promotion goes through it)."""
 
     def endpoint_names(self) -> tuple[str, str]:
         """Online and batch endpoint names: exported by the stack, else derived like the stack derives them.

@@ -237,6 +237,10 @@ class LocalBackend:
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
+    def mlflow_client(self) -> MlflowClient:
+        """The client of this workdir's MLflow tracking server and model registry (sqlite)."""
+        return self._client()
+
     def champion_version(self, model_name: str) -> str | None:
         from mlflow.exceptions import MlflowException
 
@@ -287,13 +291,42 @@ class LocalBackend:
         self._endpoints.save(endpoints)
         self._server(spec.endpoint, spec.name, startup_timeout_s=deadline_s)
 
+    def model_folder(self, model_name: str, version: str) -> Path:
+        """The version's MLflow model folder, as deployments serve it (imported, or downloaded from MLflow)."""
+        return self._download_model(model_name, version)
+
+    def import_model(self, model_name: str, version: str, folder: Path, tags: Mapping[str, str]) -> Path:
+        """Take in a model version from elsewhere (a promotion): its files where deployments read them.
+
+        The local stand-in for creating a model in a workspace from a registry copy; its tags (the
+        lineage) are recorded in registry.json. The files appear whole or not at all.
+        """
+        target = self._model_path(model_name, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f"{version}.partial")
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(folder, scratch)
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+        registry = self._registry.load()
+        registry.setdefault("models", {}).setdefault(model_name, {})[version] = dict(tags)
+        self._registry.save(registry)
+        return target
+
+    def imported_model(self, model_name: str, version: str) -> dict[str, str] | None:
+        """The tags of a version import_model took in, or None."""
+        return self._registry.load().get("models", {}).get(model_name, {}).get(version)
+
+    def _model_path(self, model_name: str, version: str) -> Path:
+        return self.workdir / "models" / "azureml-models" / model_name / version
+
     def _download_model(self, model_name: str, version: str) -> Path:
         """The registered version laid out as AML mounts it: .../azureml-models/<name>/<version>/."""
         import mlflow.artifacts
 
         # A progress bar per download would interleave with the step lines on stderr.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        target = self.workdir / "models" / "azureml-models" / model_name / version
+        target = self._model_path(model_name, version)
         if (target / "MLmodel").is_file():
             return target
         from mlflow.exceptions import MlflowException
