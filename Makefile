@@ -46,6 +46,8 @@ plan: $(STAMP)
 
 demo: plan
 	$(PY) -m mlops deploy --target local --workdir $(WORKDIR)/local
+	@# The newest training run against the champion it was scored with: the report a pull request gets.
+	$(PY) -m mlops report --run "$$(ls -d $(WORKDIR)/local/runs/run-* | tail -n 1)" --out $(WORKDIR)/local/report
 	@# Traffic from the same population as the training data (another seed): the report should find no drift.
 	$(PY) -m mlops.data generate --rows 4000 --seed 7 --out $(WORKDIR)/local/traffic.csv
 	$(PY) -m mlops loadtest --workdir $(WORKDIR)/local --data $(WORKDIR)/local/traffic.csv --rows-per-request 20 --users 4 --seconds 10

@@ -174,7 +174,10 @@ def _add_promote_parser(commands: argparse._SubParsersAction) -> None:
     promote.add_argument(
         "--to", dest="destination", choices=ENVIRONMENTS, default="prod", help="default prod"
     )
-    promote.add_argument("--model-version", required=True, help="the source version to promote")
+    promote.add_argument(
+        "--model-version", required=True, help="the source version to promote, or `champion` (the source's)"
+    )
+    promote.add_argument("--version-file", type=Path, help="write the promoted version number here (for CI)")
     promote.add_argument("--model-name", default=MODEL_NAME, help=f"default {MODEL_NAME}")
     promote.add_argument(
         "--force", action="store_true", help="promote even if it is not the source's champion"
@@ -291,6 +294,9 @@ def promote_models(args: argparse.Namespace) -> int:
     except PromotionError as error:
         raise DeployError(str(error)) from None
     print("\n".join(result.lines()), flush=True)
+    if args.version_file is not None:
+        args.version_file.parent.mkdir(parents=True, exist_ok=True)
+        args.version_file.write_text(result.version + "\n")
     return EXIT_OK
 
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 EVALUATION_TAGS = ("test_rmse", "test_r2", "test_mae", "deploy_reason")
 """What register.py tags a version with after evaluate scored it: the evaluation record promotion requires."""
+CHAMPION = "champion"
+"""Give this as the version to promote whatever the source's champion is (CI does)."""
 IDENTITY_TAGS = ("promoted_from", "source_model", "source_run")
 """The tags that say which model a copy is; equal identity means the copy is already there."""
 
@@ -212,6 +214,11 @@ def promote(
     """Check, then copy source -> registry -> target (each copy skipped when already there)."""
     timings: dict[str, float] = {}
     started = clock()
+    if version == CHAMPION:
+        resolved = source.champion(name)
+        if resolved is None:
+            raise PromotionRefused(f"{name} has no champion in {source.where}: train and register one first")
+        version = resolved
     model = source.get(name, version)
     if model is None:
         raise PromotionRefused(

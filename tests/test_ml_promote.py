@@ -129,6 +129,14 @@ def test_a_different_model_under_that_version_is_a_conflict_never_overwritten(wh
     assert prod.created == []
 
 
+def test_champion_as_the_version_promotes_the_sources_champion() -> None:
+    dev, registry, prod = stores()
+    assert promote(dev, registry, prod, NAME, "champion").version == "3"
+    dev.champion_version = None
+    with pytest.raises(PromotionRefused, match="has no champion in ws-dev"):
+        promote(dev, registry, prod, NAME, "champion")
+
+
 def test_a_version_that_is_not_there_is_refused() -> None:
     dev, registry, prod = stores()
     with pytest.raises(PromotionRefused, match="version 9 is not registered in ws-dev"):
@@ -232,9 +240,10 @@ def test_local_refusals_copy_nothing(trained: Path, capsys: pytest.CaptureFixtur
 def test_local_promotion_copies_with_lineage_and_is_idempotent(
     trained: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _promote(trained, "1") == 0
+    version_file = trained / "promoted-version"
+    assert _promote(trained, "champion", "--version-file", str(version_file)) == 0
     out = capsys.readouterr().out
-    assert "(changed)" in out
+    assert "(changed)" in out and version_file.read_text() == "1\n"
     asset = json.loads((trained / "registry" / NAME / "1" / "asset.json").read_text())
     tags = asset["tags"]
     dev = LocalWorkdir(trained / "dev")
