@@ -103,9 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.perf_counter()
             result = promote(source, registry, target, MODEL, "1")
             took = time.perf_counter() - started
-            print(
-                f"promote {attempt}: {took:.2f} s ({', '.join(f'{c.store.split(':')[0]} {c.action}' for c in result.copies)})"
-            )
+            copies = ", ".join(f"{copy.store.split(':')[0]} {copy.action}" for copy in result.copies)
+            print(f"promote {attempt}: {took:.2f} s ({copies})")
     print("(the machine was shared with other jobs: compare the figures of one run side by side)")
     return 0
 
