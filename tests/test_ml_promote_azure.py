@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -388,3 +389,46 @@ def test_a_busy_registry_is_retried(cloud: Cloud) -> None:
 def test_the_champion_is_the_newest_version(cloud: Cloud) -> None:
     dev, _, _ = stores()
     assert dev.champion(NAME) == "3"
+
+
+def _outputs_file(tmp_path: Path, outputs: StackOutputs, registry: bool) -> Path:
+    raw = {
+        "subscriptionId": outputs.subscription_id,
+        "resourceGroupName": outputs.resource_group,
+        "workspaceName": outputs.workspace_name,
+        "location": outputs.location,
+        "computeClusterName": outputs.compute_cluster_name,
+        "environment": outputs.environment,
+    } | ({"modelRegistryName": REGISTRY} if registry else {})
+    path = tmp_path / f"{outputs.environment}.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_the_cli_promotes_between_the_stacks_its_outputs_name(
+    cloud: Cloud, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import azure.identity
+
+    from mlops.cli import main
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", StaticCredential)
+    dev, prod = _outputs_file(tmp_path, DEV, registry=True), _outputs_file(tmp_path, PROD, registry=True)
+    argv = ["promote", "--target", "azure", "--from-outputs", str(dev), "--to-outputs", str(prod)]
+    version_file = tmp_path / "version"
+    assert main([*argv, "--model-version", "champion", "--version-file", str(version_file)]) == 0
+    assert version_file.read_text() == "3\n" and "(changed)" in capsys.readouterr().out
+    assert len(cloud.registry.models_put()) == 1 and len(cloud.prod_model_puts()) == 1
+    assert main([*argv, "--model-version", "2"]) == 2
+    assert "is not the champion" in capsys.readouterr().err
+
+
+def test_the_cli_needs_a_registry_name_from_the_stacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops.cli import main
+
+    dev, prod = _outputs_file(tmp_path, DEV, registry=False), _outputs_file(tmp_path, PROD, registry=False)
+    argv = ["promote", "--target", "azure", "--from-outputs", str(dev), "--to-outputs", str(prod)]
+    assert main([*argv, "--model-version", "3"]) == 2
+    assert "neither stack exports modelRegistryName" in capsys.readouterr().err

@@ -551,3 +551,39 @@ def test_each_trial_logged_its_params_and_primary_metric_as_a_child_run(swept: d
         history = client.get_metric_history(trial.run_id, "val_rmse")
         assert len(history) >= 2, "val_rmse is reported per boosting chunk, for early termination"
     shutil.rmtree(swept["root"] / "repeat", ignore_errors=True)
+
+
+def test_the_report_of_a_swept_run_shows_the_best_trials_model(swept: dict[str, Any], tmp_path: Path) -> None:
+    from mlops.report import write_report
+
+    report = write_report(swept["run"].workdir, tmp_path / "report")
+    assert "matches this run's data and code" in report.markdown.read_text()
+    assert all(path.stat().st_size > 0 for path in report.plots.values())
+
+
+def test_sweep_goes_with_training_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops.cli import main
+
+    assert (
+        main(["deploy", "--target", "local", "--workdir", str(tmp_path), "--sweep", "--skip-training"]) == 2
+    )
+    assert "--sweep trains" in capsys.readouterr().err
+
+
+def test_the_local_backend_hands_the_sweep_switch_to_the_runner(tmp_path: Path, monkeypatch: Any) -> None:
+    from mlops.backends import local
+    from mlops.backends.base import AssetRef, TrainingRequest
+
+    seen: dict[str, Any] = {}
+
+    def run_pipeline_spy(*args: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        raise StepFailed("sweep", 1, tmp_path / "log", "", "stopped by the test")
+
+    backend = local.LocalBackend(tmp_path)
+    backend._registry.save({"data_files": {"taxi-data:1": str(tmp_path / "x.csv")}})
+    monkeypatch.setattr(local, "run_pipeline", run_pipeline_spy)
+    request = TrainingRequest(
+        PIPELINE, "exp", AssetRef("taxi-data", "1", False), AssetRef("e", "1", False), "c", "m", sweep=True
+    )
+    assert backend.run_training(request).status == "Failed" and seen["sweep"] is True
