@@ -416,13 +416,39 @@ def _model_registry(reader: _Reader, owner: bool) -> ModelRegistrySettings | Non
         _object_ids(reader, "modelRegistryWriters"),
         _object_ids(reader, "modelRegistryReaders"),
     )
+    regions = _registry_regions(reader)
     if not owner:
-        for name, given in (("modelRegistryWriters", writers), ("modelRegistryReaders", readers)):
+        given_keys = (
+            ("modelRegistryWriters", writers),
+            ("modelRegistryReaders", readers),
+            ("modelRegistryRegions", regions),
+        )
+        for name, given in given_keys:
             if given:
-                reader.fail(name, "is set on the stack that owns the registry (prod), which grants its roles")
+                reader.fail(name, "is set on the stack that owns the registry (prod), which declares it")
     if not enabled:
         return None
-    return ModelRegistrySettings(owner=owner, writers=writers, readers=readers)
+    return ModelRegistrySettings(owner=owner, writers=writers, readers=readers, regions=regions)
+
+
+def _registry_regions(reader: _Reader) -> tuple[str, ...]:
+    value = reader.raw("modelRegistryRegions")
+    if value is None:
+        return ()
+    try:
+        regions = json.loads(value)
+    except json.JSONDecodeError:
+        regions = None
+    if not isinstance(regions, list) or not all(
+        isinstance(region, str) and region in AML_REGIONS for region in regions
+    ):
+        reader.fail(
+            "modelRegistryRegions",
+            'must be a list of Azure ML regions, lowercase without spaces, e.g. ["northeurope"]: the dev '
+            "workspace's region when it is not prod's",
+        )
+        return ()
+    return tuple(regions)
 
 
 def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:

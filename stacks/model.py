@@ -153,6 +153,8 @@ class ModelRegistrySettings:
     """Object ids of the identities that run `promote` (AzureML Registry User); owner only."""
     readers: tuple[str, ...] = ()
     """Object ids of other identities that read it, e.g. the dev workspace's (Reader); owner only."""
+    regions: tuple[str, ...] = ()
+    """Regions besides the stack's location the registry replicates to (how-to-manage-registries.md)."""
 
 
 @dataclass(frozen=True)

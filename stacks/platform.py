@@ -256,6 +256,7 @@ def _model_registry(
             subscription_id=client.subscription_id,
             readers=readers | {object_id: object_id for object_id in settings.readers},
             writers={object_id: object_id for object_id in settings.writers},
+            replication_locations=settings.regions,
         ),
     )
     return {"modelRegistryName": registry.registry_name}

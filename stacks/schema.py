@@ -201,6 +201,13 @@ KEYS: tuple[ConfigKey, ...] = (
         [],
     ),
     ConfigKey(
+        "modelRegistryRegions",
+        "array",
+        "Prod only: further regions the registry replicates to; a workspace (dev's too) must be in one of "
+        "its regions.",
+        [],
+    ),
+    ConfigKey(
         "modelRegistryReaders",
         "array",
         "Prod only: object ids of other identities that read the registry, e.g. the dev "

@@ -125,6 +125,12 @@ def test_prod_grants_its_identities_and_the_configured_ones(stacks: dict[str, Re
     assert all(registry.urn in a.dependencies for a in on_registry)
 
 
+def test_prod_replicates_the_registry_to_the_configured_regions() -> None:
+    recording = plan(example_config("prod", modelRegistryRegions='["northeurope"]'))
+    regions = [region["location"] for region in recording.one(REGISTRY).inputs["regionDetails"]]
+    assert regions == ["westeurope", "northeurope"]
+
+
 def test_without_the_registry_neither_stack_names_it() -> None:
     recording = plan(example_config("prod", enableModelRegistry="false"))
     assert recording.of_type(REGISTRY) == [] and "modelRegistryName" not in recording.outputs
@@ -152,6 +158,13 @@ def test_without_the_registry_neither_stack_names_it() -> None:
             "Entra object ids (GUIDs)",
         ),
         ("prod", {"modelRegistryReaders": "not json"}, "modelRegistryReaders", "Entra object ids (GUIDs)"),
+        (
+            "dev",
+            {"modelRegistryRegions": '["northeurope"]'},
+            "modelRegistryRegions",
+            "owns the registry (prod)",
+        ),
+        ("prod", {"modelRegistryRegions": '["North Europe"]'}, "modelRegistryRegions", "Azure ML regions"),
     ],
 )
 def test_registry_config_errors_name_the_key_and_the_fix(
