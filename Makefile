@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_endpoint.py
 	$(PY) bench/bench_monitor.py
+	$(PY) bench/bench_sweep.py
 
 lock: | $(UV)
 	$(UV) lock --python $(PYTHON)
