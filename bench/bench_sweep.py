@@ -119,12 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             LocalRegistry(root / "registry"),
             LocalWorkdir(root / "prod"),
         )
-        for attempt in ("first", "again"):
-            started = time.perf_counter()
-            result = promote(source, registry, target, MODEL, "1")
-            took = time.perf_counter() - started
-            copies = ", ".join(f"{copy.store.split(':')[0]} {copy.action}" for copy in result.copies)
-            print(f"promote {attempt}: {took:.2f} s ({copies})")
+        try:
+            for attempt in ("first", "again"):
+                started = time.perf_counter()
+                result = promote(source, registry, target, MODEL, "1")
+                took = time.perf_counter() - started
+                copies = ", ".join(f"{copy.store.split(':')[0]} {copy.action}" for copy in result.copies)
+                print(f"promote {attempt}: {took:.2f} s ({copies})")
+        finally:
+            source.close()
+            target.close()
     print("(the machine was shared with other jobs: compare the figures of one run side by side)")
     return 0
 

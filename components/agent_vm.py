@@ -1,4 +1,4 @@
-"""Self-hosted Azure DevOps agent VM: Ubuntu LTS, SSH key only, no public IP, N agents via cloud-init."""
+"""Self-hosted Azure DevOps agent VM: Ubuntu LTS, SSH key only, no public IP, PAT read from Key Vault at boot."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.compute as compute
+import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.network as network
 
-from components.common import CommonArgs, child_opts, user_identity
+from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts, user_identity
 
 AGENT_VERSION = "4.270.0"
 AGENT_USER = "azagent"
@@ -19,11 +20,19 @@ INSTALL_SCRIPT = f"{AGENT_HOME}/install-agents.sh"
 UBUNTU_LTS_IMAGE = compute.ImageReferenceArgs(
     publisher="Canonical", offer="ubuntu-24_04-lts", sku="server", version="latest"
 )
+PAT_SECRET_NAME = "devops-agent-pat"
+# Learn, "How to use managed identities for Azure resources on an Azure VM to acquire an access token":
+# the instance metadata endpoint (link-local, never proxied), its API version, and the resource id of Key
+# Vault tokens; Key Vault REST "Get Secret" takes api-version 7.4.
+IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token"
+IMDS_API_VERSION = "2018-02-01"
+KEY_VAULT_RESOURCE = "https://vault.azure.net"
+KEY_VAULT_API_VERSION = "7.4"
 
 
 @dataclass(frozen=True)
 class AgentInstall:
-    """What cloud-init needs to register agents into a pool."""
+    """What cloud-init needs to register agents into a pool; no secret, only where to read one."""
 
     org_url: str
     """Azure DevOps organization URL, e.g. https://dev.azure.com/contoso."""
@@ -31,8 +40,28 @@ class AgentInstall:
     """Agent pool the agents join."""
     agent_count: int
     """Agents to install side by side (each its own service)."""
+    pat_secret_uri: str
+    """Key Vault secret holding the PAT, e.g. https://kv-x.vault.azure.net/secrets/devops-agent-pat."""
+    identity_client_id: str
+    """Client id of the VM's user-assigned identity, which may read that secret."""
     agent_version: str = AGENT_VERSION
     """Azure Pipelines agent release."""
+
+
+@dataclass(frozen=True)
+class PatReader:
+    """How the boot script reads the PAT: where from, and how long it keeps trying."""
+
+    secret_uri: str
+    """Key Vault secret (latest version) with the PAT."""
+    identity_client_id: str
+    """User-assigned identity whose token IMDS issues."""
+    token_url: str = IMDS_TOKEN_URL
+    """Instance metadata token endpoint (a loopback fake in tests)."""
+    attempts: int = 30
+    """Reads before giving up: a new role assignment and the private DNS record can take minutes."""
+    delay_seconds: int = 30
+    """Pause between reads."""
 
 
 def agent_names(vm_name: str, agent_count: int) -> list[str]:
@@ -42,12 +71,37 @@ def agent_names(vm_name: str, agent_count: int) -> list[str]:
     return [f"{vm_name}-{index}" for index in range(1, agent_count + 1)]
 
 
-def render_cloud_init(vm_name: str, install: AgentInstall, pat: str) -> str:
-    """The cloud-config that installs and registers the agents.
+def pat_reader_script(reader: PatReader) -> str:
+    """Bash that sets AZP_TOKEN from Key Vault with the VM identity's IMDS token, retrying, never on disk."""
+    if reader.attempts < 1 or reader.delay_seconds < 0:
+        raise ValueError(f"PAT reads need at least 1 attempt and a delay >= 0, got {reader}")
+    return f"""read_pat() {{
+  local token
+  token=$(curl -fsS --noproxy '*' -H Metadata:true --get {shlex.quote(reader.token_url)} \\
+    --data-urlencode api-version={IMDS_API_VERSION} --data-urlencode resource={KEY_VAULT_RESOURCE} \\
+    --data-urlencode client_id={shlex.quote(reader.identity_client_id)} | jq -er .access_token) || return 1
+  curl -fsS -H "Authorization: Bearer $token" {shlex.quote(reader.secret_uri + "?api-version=" + KEY_VAULT_API_VERSION)} \\
+    | jq -er .value
+}}
+AZP_TOKEN=""
+for attempt in $(seq 1 {reader.attempts}); do
+  if AZP_TOKEN=$(read_pat) && [ -n "$AZP_TOKEN" ]; then break; fi
+  AZP_TOKEN=""
+  echo "agent PAT not readable from Key Vault yet (attempt $attempt of {reader.attempts})" >&2
+  [ "$attempt" -lt {reader.attempts} ] && sleep {reader.delay_seconds}
+done
+if [ -z "$AZP_TOKEN" ]; then
+  echo "could not read the agent PAT from {reader.secret_uri}: check the VM identity's Key Vault Secrets User role" >&2
+  exit 1
+fi
+"""
 
-    The PAT sits in a root-only script that cloud-init runs once and then shreds, but also stays in the
-    root-only copies of the VM's custom data (waagent, cloud-init): use a short-lived, pool-scoped PAT. The
-    caller must pass the result to Azure as a Pulumi secret.
+
+def render_cloud_init(vm_name: str, install: AgentInstall) -> str:
+    """The cloud-config that reads the PAT from Key Vault at boot and registers the agents with it.
+
+    The custom data names only where the PAT lives: Azure keeps custom data on the VM's disk and its API
+    says never to put secrets there (AZURE-FACTS 15). The token stays in the script's memory.
     """
     names = agent_names(vm_name, install.agent_count)
     tarball = f"vsts-agent-linux-x64-{install.agent_version}.tar.gz"
@@ -55,12 +109,12 @@ def render_cloud_init(vm_name: str, install: AgentInstall, pat: str) -> str:
     agent_steps = "\n".join(
         f"install_agent {index} {shlex.quote(agent)}" for index, agent in enumerate(names, start=1)
     )
+    reader = pat_reader_script(PatReader(install.pat_secret_uri, install.identity_client_id))
     script = f"""#!/usr/bin/env bash
 set -euo pipefail
 AZP_URL={shlex.quote(install.org_url)}
 AZP_POOL={shlex.quote(install.pool_name)}
-AZP_TOKEN={shlex.quote(pat)}
-curl -fsSL -o {AGENT_HOME}/agent.tar.gz {shlex.quote(url)}
+{reader}curl -fsSL -o {AGENT_HOME}/agent.tar.gz {shlex.quote(url)}
 install_agent() {{
   local dir={AGENT_HOME}/agent-$1
   mkdir -p "$dir" && tar -xzf {AGENT_HOME}/agent.tar.gz -C "$dir" && chown -R {AGENT_USER}: "$dir"
@@ -69,6 +123,7 @@ install_agent() {{
   (cd "$dir" && ./svc.sh install {AGENT_USER} && ./svc.sh start)
 }}
 {agent_steps}
+unset AZP_TOKEN
 """
     indented = "\n".join(f"      {line}" if line else "" for line in script.splitlines())
     return f"""#cloud-config
@@ -87,7 +142,6 @@ write_files:
 {indented}
 runcmd:
   - [bash, {INSTALL_SCRIPT}]
-  - [shred, -u, {INSTALL_SCRIPT}]
 """
 
 
@@ -116,11 +170,15 @@ class AgentVmArgs:
     agent_count: int
     """Agents to install side by side."""
     pat: pulumi.Input[str]
-    """Azure DevOps PAT that registers the agents (a Pulumi secret)."""
+    """Azure DevOps PAT that registers the agents (a Pulumi secret): stored in Key Vault, read at boot."""
+    vault_name: pulumi.Input[str]
+    """Key Vault (RBAC mode) the PAT is kept in; the agents subnet reaches it (private endpoint in prod)."""
+    subscription_id: pulumi.Input[str]
+    """Subscription of the role definition granted on the secret."""
 
 
 class AgentVm(pulumi.ComponentResource):
-    """An Ubuntu LTS VM that runs N Azure Pipelines agents of one pool."""
+    """An Ubuntu LTS VM that runs N Azure Pipelines agents of one pool, registered with a Key Vault-held PAT."""
 
     vm_name: pulumi.Output[str]
     """Azure name of the VM."""
@@ -128,11 +186,38 @@ class AgentVm(pulumi.ComponentResource):
     """Azure resource id of the VM."""
     identity_principal_id: pulumi.Output[str]
     """Object id of the VM's user-assigned identity (grant it what pipelines need)."""
+    pat_secret_id: pulumi.Output[str]
+    """Resource id of the Key Vault secret holding the PAT (rotate the PAT by updating devopsPat)."""
 
     def __init__(self, name: str, args: AgentVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aml-platform:devops:AgentVm", name, None, opts)
         common = args.common
         identity = user_identity(f"{name}-identity", args.identity_name, common, self)
+        secret = keyvault.Secret(
+            f"{name}-pat-secret",
+            secret_name=PAT_SECRET_NAME,
+            vault_name=args.vault_name,
+            resource_group_name=common.resource_group_name,
+            properties=keyvault.SecretPropertiesArgs(
+                value=pulumi.Output.secret(args.pat),
+                content_type="Azure DevOps PAT: registers the pool's agents",
+            ),
+            tags=common.tags_with(),
+            opts=child_opts(self),
+        )
+        # Scoped to this one secret, not the vault: the VM reads its PAT and nothing else.
+        reader = assign_role(
+            f"{name}-pat-reader-role",
+            RoleGrant(
+                role=BuiltInRole.KEY_VAULT_SECRETS_USER,
+                scope=secret.id,
+                scope_key=f"{args.vm_name}/{PAT_SECRET_NAME}",
+                principal_id=identity.principal_id,
+                principal_key=args.identity_name,
+            ),
+            args.subscription_id,
+            self,
+        )
         nic = network.NetworkInterface(
             f"{name}-nic",
             network_interface_name=f"nic-{args.vm_name}",
@@ -149,9 +234,9 @@ class AgentVm(pulumi.ComponentResource):
             tags=common.tags_with(),
             opts=child_opts(self),
         )
-        custom_data = pulumi.Output.secret(pulumi.Output.all(args.pat, args.pool_name)).apply(
-            lambda values: _encoded_cloud_init(args, pat=values[0], pool_name=values[1])
-        )
+        custom_data = pulumi.Output.all(
+            args.pool_name, secret.properties.secret_uri, identity.client_id
+        ).apply(lambda values: _encoded_cloud_init(args, *values))
         vm = compute.VirtualMachine(
             f"{name}-vm",
             vm_name=args.vm_name,
@@ -193,21 +278,24 @@ class AgentVm(pulumi.ComponentResource):
                 uefi_settings=compute.UefiSettingsArgs(secure_boot_enabled=True, v_tpm_enabled=True),
             ),
             tags=common.tags_with(),
-            opts=child_opts(self),
+            # Boot only once the VM may read its PAT, so the first read usually succeeds.
+            opts=child_opts(self, depends_on=[reader]),
         )
         self.vm_name = vm.name
         self.vm_id = vm.id
         self.identity_principal_id = identity.principal_id
+        self.pat_secret_id = secret.id
         self.register_outputs(
             {
                 "vm_name": self.vm_name,
                 "vm_id": self.vm_id,
                 "identity_principal_id": self.identity_principal_id,
+                "pat_secret_id": self.pat_secret_id,
             }
         )
 
 
-def _encoded_cloud_init(args: AgentVmArgs, *, pat: str, pool_name: str) -> str:
+def _encoded_cloud_init(args: AgentVmArgs, pool_name: str, secret_uri: str, client_id: str) -> str:
     """Base64 of the cloud-config (the encoding Azure expects for custom data)."""
-    install = AgentInstall(args.org_url, pool_name, args.agent_count)
-    return base64.b64encode(render_cloud_init(args.vm_name, install, pat).encode()).decode()
+    install = AgentInstall(args.org_url, pool_name, args.agent_count, secret_uri, client_id)
+    return base64.b64encode(render_cloud_init(args.vm_name, install).encode()).decode()

@@ -22,16 +22,6 @@ def remote_login_access(ssh_enabled: bool) -> str:
     return "NotSpecified" if ssh_enabled else "Disabled"
 
 
-def compute_subnet(isolation_mode: str, training_subnet_id: pulumi.Input[str]) -> pulumi.Input[str] | None:
-    """Subnet for the cluster: none when the workspace has a managed network.
-
-    A managed-network workspace places its compute in the managed VNET, where the isolation mode governs
-    egress; injecting the cluster into a customer subnet as well is not supported there. Only a workspace
-    without a managed network ("Disabled") puts the cluster in our training subnet.
-    """
-    return training_subnet_id if isolation_mode == "Disabled" else None
-
-
 @dataclass(frozen=True)
 class ComputeClusterArgs:
     """Inputs of a ComputeCluster."""
@@ -55,7 +45,8 @@ class ComputeClusterArgs:
     identity_id: pulumi.Input[str]
     """User-assigned identity the nodes run as."""
     subnet_id: pulumi.Input[str] | None = None
-    """Training subnet of the nodes; None keeps them in the workspace's managed network."""
+    """Training subnet of the nodes (customer VNet design); None keeps them in the workspace's managed network,
+    where a customer subnet is not supported (AZURE-FACTS 1)."""
     ssh_enabled: bool = False
     """Leave the SSH port configurable (dev only; prod closes it)."""
     after_deploy: pulumi.ResourceHook | None = None
@@ -63,7 +54,7 @@ class ComputeClusterArgs:
 
 
 class ComputeCluster(pulumi.ComponentResource):
-    """An autoscaling AmlCompute cluster without node public IPs, in the workspace's managed network."""
+    """An autoscaling AmlCompute cluster without node public IPs, in our training subnet or the managed network."""
 
     compute_name: pulumi.Output[str]
     """AML name of the compute."""

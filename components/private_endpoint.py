@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import pulumi
 import pulumi_azure_native.network as network
 
 from components.common import CommonArgs, child_opts
 
-# Private DNS zone of each private link sub-resource (group id) in the Azure public cloud.
+# Private DNS zone of each private link sub-resource (group id) in the Azure public cloud
+# (Learn: "Azure Private Endpoint DNS configuration", articles/private-link/private-endpoint-dns.md).
 PRIVATE_DNS_ZONES: Mapping[str, tuple[str, ...]] = {
     "blob": ("privatelink.blob.core.windows.net",),
     "file": ("privatelink.file.core.windows.net",),
+    "queue": ("privatelink.queue.core.windows.net",),
+    "table": ("privatelink.table.core.windows.net",),
     "vault": ("privatelink.vaultcore.azure.net",),
     "registry": ("privatelink.azurecr.io",),
     "amlworkspace": ("privatelink.api.azureml.ms", "privatelink.notebooks.azure.net"),
@@ -33,8 +36,13 @@ def zones_for(group_id: str) -> tuple[str, ...]:
 
 
 def all_private_dns_zones() -> tuple[str, ...]:
-    """Every zone the network creates when private endpoints are on, in a stable order."""
-    return tuple(dict.fromkeys(zone for zones in PRIVATE_DNS_ZONES.values() for zone in zones))
+    """Every zone a known group id registers in, in a stable order."""
+    return zones_for_groups(PRIVATE_DNS_ZONES)
+
+
+def zones_for_groups(group_ids: Iterable[str]) -> tuple[str, ...]:
+    """The zones private endpoints for `group_ids` register in, each once, in the order first needed."""
+    return tuple(dict.fromkeys(zone for group_id in group_ids for zone in zones_for(group_id)))
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,8 @@ def add_private_endpoint(
     missing = [zone for zone in zones_for(group_id) if zone not in placement.dns_zone_ids]
     if missing:
         raise ValueError(
-            f"private endpoint {endpoint_name} ({group_id}) needs the private DNS zones {missing}; the network "
-            "creates them only with NetworkArgs.private_endpoints=True"
+            f"private endpoint {endpoint_name} ({group_id}) needs the private DNS zones {missing}; list them in "
+            "NetworkArgs.private_dns_zones"
         )
     endpoint = network.PrivateEndpoint(
         resource_name,

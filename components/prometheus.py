@@ -21,6 +21,7 @@ import pulumi_azure_native.dashboard as dashboard
 import pulumi_azure_native.monitor as monitor
 
 from components.common import (
+    BuiltInRole,
     CommonArgs,
     RoleGrant,
     assign_role,
@@ -34,13 +35,6 @@ from components.private_endpoint import PrivateEndpointArgs, add_private_endpoin
 PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
 DESTINATION = "MonitoringAccount1"
 
-
-class MonitoringRole:
-    """Built-in roles Grafana and its admins need (ids stable across tenants)."""
-
-    MONITORING_DATA_READER = "b0d8363b-8ddd-447d-831f-62ca05bff136"
-    MONITORING_READER = "43d0d8ad-25c7-4714-9337-8ba259a9fe05"
-    GRAFANA_ADMIN = "22926164-76b3-42b3-bc55-97df8dab3e41"
 
 
 @dataclass(frozen=True)
@@ -185,9 +179,9 @@ class ManagedPrometheus(pulumi.ComponentResource):
         )
         identity = principal_id_of(grafana.identity)
         grants = [
-            RoleGrant(MonitoringRole.MONITORING_DATA_READER, workspace.id, args.monitor_workspace_name, identity,
+            RoleGrant(BuiltInRole.MONITORING_DATA_READER, workspace.id, args.monitor_workspace_name, identity,
                       args.grafana_name),
-            RoleGrant(MonitoringRole.MONITORING_READER, args.resource_group_id, args.resource_group_key, identity,
+            RoleGrant(BuiltInRole.MONITORING_READER, args.resource_group_id, args.resource_group_key, identity,
                       args.grafana_name),
         ]  # fmt: skip
         for index, grant in enumerate(grants):
@@ -197,11 +191,11 @@ class ManagedPrometheus(pulumi.ComponentResource):
             authorization.RoleAssignment(
                 f"{name}-grafana-admin-{admin}",
                 role_assignment_name=role_assignment_name(
-                    args.grafana_name, admin, MonitoringRole.GRAFANA_ADMIN
+                    args.grafana_name, admin, BuiltInRole.GRAFANA_ADMIN
                 ),
                 scope=grafana.id,
                 principal_id=admin,
-                role_definition_id=role_definition_id(args.subscription_id, MonitoringRole.GRAFANA_ADMIN),
+                role_definition_id=role_definition_id(args.subscription_id, BuiltInRole.GRAFANA_ADMIN),
                 principal_type="User",
                 opts=child_opts(self),
             )

@@ -8,11 +8,11 @@ import pulumi
 import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azuredevops as azuredevops
 
-from components.common import BuiltInRole, CommonArgs, RoleGrant, assign_role, child_opts, user_identity
+from components.ci_identity import FEDERATION_AUDIENCE
+from components.common import CommonArgs, child_opts
 
 WORKLOAD_IDENTITY_FEDERATION = "WorkloadIdentityFederation"
 SERVICE_PRINCIPAL = "ServicePrincipal"
-FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 
 
 @dataclass(frozen=True)
@@ -20,29 +20,27 @@ class ServiceConnectionArgs:
     """Inputs of a ServiceConnection."""
 
     common: CommonArgs
-    """Location, resource group (of the federated identity), tags, protect."""
+    """Resource group of the federated identity."""
     project_id: pulumi.Input[str]
     """Azure DevOps project the connection belongs to."""
     connection_name: str
     """Name pipelines reference as `azureSubscription: <name>`."""
-    identity_name: str
-    """Azure name of the user-assigned identity the connection federates to."""
     subscription_id: pulumi.Input[str]
     """Subscription the connection targets."""
     subscription_name: pulumi.Input[str]
     """Display name of that subscription in Azure DevOps."""
     tenant_id: pulumi.Input[str]
     """Entra tenant of the subscription."""
-    scope_id: pulumi.Input[str]
-    """Resource id the connection may change (the environment's resource group)."""
-    scope_key: str
-    """Azure name of that scope (names the role assignment)."""
     auth: str = WORKLOAD_IDENTITY_FEDERATION
     """WorkloadIdentityFederation (no secret anywhere) or ServicePrincipal (client id + secret)."""
     service_principal_client_id: str | None = None
     """Application (client) id when auth is ServicePrincipal."""
     service_principal_secret: pulumi.Input[str] | None = None
     """Client secret when auth is ServicePrincipal (a Pulumi secret)."""
+    identity_client_id: pulumi.Input[str] | None = None
+    """Client id of the CI identity the connection federates to (WorkloadIdentityFederation)."""
+    identity_name: pulumi.Input[str] | None = None
+    """Azure name of that identity: its federated credential trusts the connection's tokens."""
 
     def __post_init__(self) -> None:
         if self.auth not in (WORKLOAD_IDENTITY_FEDERATION, SERVICE_PRINCIPAL):
@@ -57,10 +55,17 @@ class ServiceConnectionArgs:
                 "devops.service_connection_auth is 'ServicePrincipal' but the service principal client id or "
                 "secret is missing; set both or use 'WorkloadIdentityFederation'"
             )
+        if self.auth == WORKLOAD_IDENTITY_FEDERATION and (
+            self.identity_client_id is None or self.identity_name is None
+        ):
+            raise ValueError(
+                "a WorkloadIdentityFederation service connection needs the CI identity's client id and name "
+                "(components.ci_identity.CiIdentity)"
+            )
 
 
 class ServiceConnection(pulumi.ComponentResource):
-    """An AzureRM service endpoint; with federation also its identity, federated credential and role."""
+    """An AzureRM service endpoint; with federation also the CI identity's credential that trusts it."""
 
     connection_id: pulumi.Output[str]
     """Id of the service endpoint."""
@@ -87,35 +92,21 @@ class ServiceConnection(pulumi.ComponentResource):
         self.register_outputs({"connection_id": self.connection_id, "connection_name": self.connection_name})
 
     def _federated(self, name: str, args: ServiceConnectionArgs) -> azuredevops.ServiceEndpointAzureRM:
-        common = args.common
-        identity = user_identity(f"{name}-identity", args.identity_name, common, self)
         endpoint = self._endpoint(
             name,
             args,
-            azuredevops.ServiceEndpointAzureRMCredentialsArgs(serviceprincipalid=identity.client_id),
+            azuredevops.ServiceEndpointAzureRMCredentialsArgs(serviceprincipalid=args.identity_client_id),
         )
         # Azure DevOps mints tokens for this issuer/subject; the credential makes Entra trust them.
         managedidentity.FederatedIdentityCredential(
             f"{name}-federated-credential",
             federated_identity_credential_resource_name="azure-devops",
-            resource_name_=identity.name,
-            resource_group_name=common.resource_group_name,
+            resource_name_=args.identity_name,
+            resource_group_name=args.common.resource_group_name,
             issuer=endpoint.workload_identity_federation_issuer,
             subject=endpoint.workload_identity_federation_subject,
             audiences=[FEDERATION_AUDIENCE],
             opts=child_opts(self),
-        )
-        assign_role(
-            f"{name}-contributor-role",
-            RoleGrant(
-                role=BuiltInRole.CONTRIBUTOR,
-                scope=args.scope_id,
-                scope_key=args.scope_key,
-                principal_id=identity.principal_id,
-                principal_key=args.identity_name,
-            ),
-            args.subscription_id,
-            self,
         )
         return endpoint
 

@@ -1,4 +1,4 @@
-"""The workspace's default storage account: private by default, no shared keys, soft delete on."""
+"""The workspace's default storage account: private by default, shared keys a switch, soft delete on."""
 
 from __future__ import annotations
 
@@ -32,7 +32,12 @@ class StorageAccountArgs:
     diagnostics_workspace_id: pulumi.Input[str] | None = None
     """Log Analytics workspace receiving the blob service logs and account metrics; None for none."""
     private_endpoint: PrivateEndpointArgs | None = None
-    """Subnet and DNS zones for the private endpoints (blob, file); None for no private endpoint."""
+    """Subnet and DNS zones for the private endpoints; None for no private endpoint."""
+    private_endpoint_groups: tuple[str, ...] = ("blob", "file")
+    """Sub-resources that get a private endpoint: blob for datastores and artifacts, file for code snapshots
+    and notebooks; batch in our VNet also needs queue and table (AZURE-FACTS 31)."""
+    shared_key_access: bool = False
+    """Account keys authorize requests; off unless the design needs it (AZURE-FACTS 33)."""
 
 
 class StorageAccount(pulumi.ComponentResource):
@@ -42,6 +47,8 @@ class StorageAccount(pulumi.ComponentResource):
     """Azure name of the account."""
     account_id: pulumi.Output[str]
     """Azure resource id of the account."""
+    private_endpoint_ids: dict[str, pulumi.Output[str]]
+    """Resource id of each private endpoint by sub-resource (blob, file); empty without private endpoints."""
 
     def __init__(
         self, name: str, args: StorageAccountArgs, opts: pulumi.ResourceOptions | None = None
@@ -58,8 +65,9 @@ class StorageAccount(pulumi.ComponentResource):
             enable_https_traffic_only=True,
             minimum_tls_version="TLS1_2",
             allow_blob_public_access=False,
-            # AML reaches the account with its identity (system_datastores_auth_mode="identity").
-            allow_shared_key_access=False,
+            # AML reaches the account with its identity (system_datastores_auth_mode="identity"); keys stay on
+            # only where keys-off has no Microsoft source (AZURE-FACTS 33).
+            allow_shared_key_access=args.shared_key_access,
             default_to_o_auth_authentication=True,
             allow_cross_tenant_replication=False,
             public_network_access="Enabled" if args.public_network_access else "Disabled",
@@ -85,10 +93,10 @@ class StorageAccount(pulumi.ComponentResource):
             ),
             opts=child_opts(self, common.protect),
         )
+        self.private_endpoint_ids = {}
         if args.private_endpoint is not None:
-            # AML needs both: blob for datastores and artifacts, file for notebooks and code snapshots.
-            for group_id in ("blob", "file"):
-                add_private_endpoint(
+            for group_id in args.private_endpoint_groups:
+                self.private_endpoint_ids[group_id] = add_private_endpoint(
                     f"{name}-{group_id}-private-endpoint",
                     common=common,
                     endpoint_name=f"pe-{args.account_name}-{group_id}",
@@ -96,7 +104,7 @@ class StorageAccount(pulumi.ComponentResource):
                     group_id=group_id,
                     placement=args.private_endpoint,
                     parent=self,
-                )
+                ).id
         if args.diagnostics_workspace_id is not None:
             send_diagnostics(
                 f"{name}-diagnostics",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import pulumi
 import pulumi_azure_native.machinelearningservices as ml
@@ -19,16 +20,15 @@ from components.common import (
 from components.attachments import attach_endpoint_and_diagnostics
 from components.private_endpoint import PrivateEndpointArgs
 
-# Package feeds the training environment installs from (pip and conda) plus the base images AML builds on.
+# Hosts for installing Python packages under approved outbound, as Microsoft lists them (how-to-managed-network.md,
+# "Scenario: Access public machine learning packages"); pip downloads from *.pythonhosted.org. Microsoft's
+# images (MicrosoftContainerRegistry, AzureFrontDoor.FirstParty) are required rules Azure ML adds itself.
 TRAINING_PACKAGE_FEEDS: tuple[str, ...] = (
-    "pypi.org",
-    "files.pythonhosted.org",
-    "conda.anaconda.org",
-    "*.anaconda.org",
-    "repo.anaconda.com",
+    "anaconda.com",
     "*.anaconda.com",
-    "mcr.microsoft.com",
-    "*.data.mcr.microsoft.com",
+    "*.anaconda.org",
+    "pypi.org",
+    "*.pythonhosted.org",
 )
 
 
@@ -39,18 +39,46 @@ def outbound_rule_name(fqdn: str) -> str:
     return "allow-" + fqdn.replace("*.", "any-").replace(".", "-")
 
 
+def storage_rule_name(sub_resource: str) -> str:
+    """Name of the managed network's private endpoint rule to a storage sub-resource."""
+    return f"allow-storage-{sub_resource}"
+
+
 def managed_network_settings(
-    isolation_mode: str, outbound_fqdns: tuple[str, ...]
+    isolation_mode: str,
+    outbound_fqdns: tuple[str, ...],
+    storage_account_id: pulumi.Input[str] | None = None,
+    storage_rules: tuple[str, ...] = (),
 ) -> ml.ManagedNetworkSettingsArgs:
-    """Managed network of the workspace; FQDN rules only apply when outbound traffic needs approval."""
-    rules: dict[str, pulumi.Input[ml.FqdnOutboundRuleArgs]] = {}
+    """The workspace's managed network: off ("Disabled") in the customer-VNet design, else its rules.
+
+    FQDN rules only exist under approved outbound (how-to-managed-network.md); private endpoint rules to the
+    storage sub-resources batch needs (AZURE-FACTS 9) work in both managed modes.
+    """
+    if isolation_mode == "Disabled":
+        if storage_rules:
+            raise ValueError("a workspace without managed network (Disabled) takes no outbound rules")
+        return ml.ManagedNetworkSettingsArgs(isolation_mode="Disabled")
+    rules: dict[str, pulumi.Input[ml.FqdnOutboundRuleArgs | ml.PrivateEndpointOutboundRuleArgs]] = {}
     if isolation_mode == "AllowOnlyApprovedOutbound":
-        rules = {
-            outbound_rule_name(fqdn): ml.FqdnOutboundRuleArgs(
-                type="FQDN", category="UserDefined", destination=fqdn
-            )
-            for fqdn in outbound_fqdns
-        }
+        rules.update(
+            {
+                outbound_rule_name(fqdn): ml.FqdnOutboundRuleArgs(
+                    type="FQDN", category="UserDefined", destination=fqdn
+                )
+                for fqdn in outbound_fqdns
+            }
+        )
+    if storage_rules and storage_account_id is None:
+        raise ValueError(f"private endpoint rules {list(storage_rules)} need the storage account id")
+    for sub_resource in storage_rules:
+        rules[storage_rule_name(sub_resource)] = ml.PrivateEndpointOutboundRuleArgs(
+            type="PrivateEndpoint",
+            category="UserDefined",
+            destination=ml.PrivateEndpointDestinationArgs(
+                service_resource_id=storage_account_id, subresource_target=sub_resource, spark_enabled=False
+            ),
+        )
     return ml.ManagedNetworkSettingsArgs(isolation_mode=isolation_mode, outbound_rules=rules or None)
 
 
@@ -84,14 +112,20 @@ class WorkspaceArgs:
     """Azure name of the user-assigned identity the compute clusters run as."""
     public_network_access: bool = True
     """Off in prod, where the workspace is reached through its private endpoint only."""
-    isolation_mode: str = "AllowInternetOutbound"
-    """Managed network isolation: AllowInternetOutbound (dev) or AllowOnlyApprovedOutbound (prod)."""
+    isolation_mode: str = "Disabled"
+    """Managed network: Disabled (customer VNet design), AllowInternetOutbound or AllowOnlyApprovedOutbound."""
     outbound_fqdns: tuple[str, ...] = TRAINING_PACKAGE_FEEDS
     """Hosts the managed network may reach when outbound traffic needs approval."""
+    storage_rules: tuple[str, ...] = ()
+    """Storage sub-resources the managed network reaches through private endpoint rules (batch: queue, table)."""
+    provision_network_now: bool = False
+    """Provision the managed network with the workspace instead of with the first compute (AZURE-FACTS 2)."""
     diagnostics_workspace_id: pulumi.Input[str] | None = None
     """Log Analytics workspace receiving the workspace's logs and metrics; None for none."""
     private_endpoint: PrivateEndpointArgs | None = None
     """Subnet and DNS zones for the workspace's private endpoint; None for no private endpoint."""
+    storage_private_endpoint_ids: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The storage account's private endpoints by sub-resource; the workspace identity reads blob and file."""
 
 
 class Workspace(pulumi.ComponentResource):
@@ -128,7 +162,10 @@ class Workspace(pulumi.ComponentResource):
             system_datastores_auth_mode="identity",
             image_build_compute=args.image_build_compute,
             public_network_access="Enabled" if args.public_network_access else "Disabled",
-            managed_network=managed_network_settings(args.isolation_mode, args.outbound_fqdns),
+            managed_network=managed_network_settings(
+                args.isolation_mode, args.outbound_fqdns, args.storage_account_id, args.storage_rules
+            ),
+            provision_network_now=True if args.provision_network_now else None,
             tags=common.tags_with(),
             opts=child_opts(self, common.protect),
         )
@@ -161,33 +198,43 @@ class Workspace(pulumi.ComponentResource):
         )
 
     def _grants(self, args: WorkspaceArgs) -> dict[str, RoleGrant]:
-        """Least roles for the workspace identity (data plane, image pushes) and the compute identity."""
-        workspace_key, compute_key = args.workspace_name, args.compute_identity_name
+        """The roles the platform owns: the compute identity's, and the workspace identity's PE readers.
+
+        Azure ML gives its system identity its roles on the workspace's storage, Key Vault and registry
+        itself; declaring any of them again fails `pulumi up` with 409 RoleAssignmentExists (AZURE-FACTS 7:
+        how-to-identity-based-service-authentication.md). Behind private endpoints, studio reads data only
+        if the workspace identity may read the blob and file endpoints (AZURE-FACTS 10: how-to-managed-network.md).
+        """
         storage = (args.storage_account_id, args.storage_account_name)
-        vault = (args.key_vault_id, args.key_vault_name)
-        registry = (args.container_registry_id, args.container_registry_name)
-        workspace = (self.workspace_id, args.workspace_name)
+        compute_roles = [
+            ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
+            # Batch endpoints run Parallel Run Step, which keeps its state in tables and queues
+            # (AZURE-FACTS 9: how-to-disable-local-auth-storage.md, "Scenarios for role assignments").
+            ("storage-table", BuiltInRole.STORAGE_TABLE_DATA_CONTRIBUTOR, storage),
+            ("storage-queue", BuiltInRole.STORAGE_QUEUE_DATA_CONTRIBUTOR, storage),
+            ("key-vault", BuiltInRole.KEY_VAULT_SECRETS_USER, (args.key_vault_id, args.key_vault_name)),
+            (
+                "registry-pull",
+                BuiltInRole.ACR_PULL,
+                (args.container_registry_id, args.container_registry_name),
+            ),
+            ("data-scientist", BuiltInRole.AZUREML_DATA_SCIENTIST, (self.workspace_id, args.workspace_name)),
+        ]
+        workspace_roles = [
+            (
+                f"{group_id}-endpoint-reader",
+                BuiltInRole.READER,
+                (
+                    args.storage_private_endpoint_ids[group_id],
+                    f"{args.storage_account_name}/{group_id}-endpoint",
+                ),
+            )
+            for group_id in ("blob", "file")
+            if group_id in args.storage_private_endpoint_ids
+        ]
         by_principal = {
-            "workspace": (
-                self.principal_id,
-                workspace_key,
-                [
-                    ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
-                    ("storage-file", BuiltInRole.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, storage),
-                    ("key-vault", BuiltInRole.KEY_VAULT_ADMINISTRATOR, vault),
-                    ("registry-push", BuiltInRole.ACR_PUSH, registry),
-                ],
-            ),
-            "compute": (
-                self.compute_identity_principal_id,
-                compute_key,
-                [
-                    ("storage-blob", BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, storage),
-                    ("key-vault", BuiltInRole.KEY_VAULT_SECRETS_USER, vault),
-                    ("registry-pull", BuiltInRole.ACR_PULL, registry),
-                    ("data-scientist", BuiltInRole.AZUREML_DATA_SCIENTIST, workspace),
-                ],
-            ),
+            "compute": (self.compute_identity_principal_id, args.compute_identity_name, compute_roles),
+            "workspace": (self.principal_id, args.workspace_name, workspace_roles),
         }
         return {
             f"{principal}-{role_name}-role": RoleGrant(

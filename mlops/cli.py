@@ -18,6 +18,7 @@ from mlops.orchestrate import (
     EXIT_CODES_HELP,
     EXIT_OK,
     EXIT_USAGE,
+    HOOK_DEADLINE_S,
     DeployError,
     DeployRequest,
     DeploySummary,
@@ -58,7 +59,8 @@ EXIT_BUDGET_MISSED = 8
 MONITOR_EXIT_HELP = f"exit codes: 0 no threshold crossed, {EXIT_DRIFT} drift (the alert), 2 usage"
 LOADTEST_EXIT_HELP = f"exit codes: 0 budgets met, {EXIT_BUDGET_MISSED} a budget missed, 2 usage"
 LOCAL_ONLY = ("workdir", "rows", "serve")
-AZURE_ONLY = ("stack", "outputs", "dry_run")
+AZURE_ONLY = ("stack", "outputs", "dry_run", "online_target", "registry")
+ONLINE_TARGETS = ("kubernetes", "managed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-specs", help="validate the AML YAML specs under mlops/azureml offline")
+    runner = commands.add_parser(
+        "hook-runner",
+        help="where CI must run the hook for a stack: print a GitHub runs-on value, or check a pool/label",
+    )
+    runner.add_argument("--outputs", type=Path, required=True, help="JSON file of stack outputs")
+    runner.add_argument("--ci", choices=("github", "azure-devops", "jenkins"), required=True)
+    runner.add_argument("--given", default="", help="the pool (Azure DevOps) or agent label (Jenkins) in use")
     run = commands.add_parser(
         "deploy",
         help="train, gate, deploy blue/green with a smoke test, shift traffic, score the batch sample",
@@ -74,11 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--target", choices=("local", "azure"), required=True, help="where the lifecycle runs")
     run.add_argument("--data", type=Path, help="training CSV (default: generate a sample into the workdir)")
-    version = run.add_mutually_exclusive_group()
-    version.add_argument(
-        "--model-version", help="deploy this registered version; skips training and the gate"
+    run.add_argument(
+        "--model-version",
+        help="deploy this registered version (also one older than the champion); skips training and the gate",
     )
-    version.add_argument("--skip-training", action="store_true", help="deploy the current champion")
+    run.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="deploy without training: the current champion, or the --model-version given",
+    )
     run.add_argument(
         "--traffic-steps",
         type=_traffic_steps,
@@ -87,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="traffic percentages for the new deployment, in order (default 100; e.g. 10,50,100)",
     )
     run.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
+    run.add_argument(
+        "--deadline-minutes",
+        type=_positive_minutes,
+        default=HOOK_DEADLINE_S / 60,
+        metavar="M",
+        help=f"the whole run's deadline; every wait is capped by what is left (default {HOOK_DEADLINE_S / 60:.0f})",
+    )
     run.add_argument(
         "--sweep",
         action="store_true",
@@ -102,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     azure.add_argument("--stack", help="Pulumi stack whose outputs locate the workspace (dev or prod)")
     azure.add_argument("--outputs", type=Path, help="JSON file of stack outputs (instead of asking pulumi)")
     azure.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
+    azure.add_argument(
+        "--online-target",
+        choices=ONLINE_TARGETS,
+        help="override the stack's online target (stack output onlineTarget); refused if the stack cannot host it",
+    )
+    azure.add_argument(
+        "--registry",
+        metavar="NAME",
+        help="take --model-version from this Azure ML registry (managed target only: Kubernetes endpoints "
+        "cannot serve registry models)",
+    )
     _add_monitor(commands)
     _add_loadtest(commands)
     _add_report_parser(commands)
@@ -209,6 +240,16 @@ def _add_report_parser(commands: argparse._SubParsersAction) -> None:
     )
 
 
+def _positive_minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: give a number of minutes") from None
+    if minutes <= 0:
+        raise argparse.ArgumentTypeError(f"--deadline-minutes {text!r}: must be above zero")
+    return minutes
+
+
 def _traffic_steps(text: str) -> tuple[int, ...]:
     try:
         return parse_traffic_steps(text)
@@ -226,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return monitor_local(args)
         if args.command == "loadtest":
             return loadtest(args)
+        if args.command == "hook-runner":
+            return hook_runner(args)
         if args.command == "report":
             return write_report(args)
         if args.command == "promote":
@@ -283,16 +326,22 @@ def promote_models(args: argparse.Namespace) -> int:
             f"--from and --to are both {args.source}; promotion goes from one environment to another"
         )
     progress = Progress()
-    source, registry, target = _promotion_stores(args)
+    try:
+        stores = _promotion_stores(args)
+    except PromotionError as error:
+        raise DeployError(str(error)) from None
     try:
         with progress.step("promote") as say:
-            result = promote(
-                source, registry, target, args.model_name, args.model_version, force=args.force, say=say
-            )
+            result = promote(*stores, args.model_name, args.model_version, force=args.force, say=say)
     except (PromotionRefused, PromotionConflict) as error:
         raise UsageError(str(error)) from None
     except PromotionError as error:
         raise DeployError(str(error)) from None
+    finally:
+        for store in stores:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
     print("\n".join(result.lines()), flush=True)
     if args.version_file is not None:
         args.version_file.parent.mkdir(parents=True, exist_ok=True)
@@ -326,15 +375,10 @@ def _promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 
 def _azure_promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    from azure.identity import DefaultAzureCredential
-
-    from mlops.promote_azure import (
-        AzureModels,
-        registry_client,
-        registry_where,
-        workspace_client,
-        workspace_where,
-    )
+    """The two workspaces and the registry, each behind a Session of the Azure backend (one credential)."""
+    from mlops.backends.azure.placement import hook_location_problem
+    from mlops.backends.azure.promotion import registry_models, workspace_models
+    from mlops.backends.azure.session import Session
     from mlops.stack_outputs import StackOutputsError, load_stack_outputs
 
     try:
@@ -348,11 +392,17 @@ def _azure_promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             "neither stack exports modelRegistryName: set enableModelRegistry=true (the default) and run "
             f"`pulumi up --stack {args.destination}`, which creates the registry"
         )
-    credential = DefaultAzureCredential()
+    for outputs in (source, target):
+        # Downloads and uploads are data-plane work, like the hook's (AZURE-FACTS 5, 32).
+        problem = hook_location_problem(outputs, os.environ)
+        if problem:
+            raise UsageError(f"promote: {problem}")
+    source_session = Session(source, progress=print)
+    target_session = Session(target, credential=source_session.credential_object, progress=print)
     return (
-        AzureModels(workspace_client(source, credential), workspace_where(source)),
-        AzureModels(registry_client(registry_name, credential), registry_where(registry_name)),
-        AzureModels(workspace_client(target, credential), workspace_where(target)),
+        workspace_models(source_session),
+        registry_models(target_session, registry_name),
+        workspace_models(target_session),
     )
 
 
@@ -369,6 +419,28 @@ def write_report(args: argparse.Namespace) -> int:
     except ReportError as error:
         raise UsageError(str(error)) from None
     print(report.markdown)
+    return EXIT_OK
+
+
+def hook_runner(args: argparse.Namespace) -> int:
+    """Print where the hook must run (GitHub), or exit 2 when the given pool/label cannot reach the workspace."""
+    import json
+
+    from mlops.backends.azure.placement import hook_runner as runner_for
+    from mlops.backends.azure.placement import runner_problem
+    from mlops.stack_outputs import StackOutputsError, load_stack_outputs
+
+    try:
+        outputs = load_stack_outputs(None, args.outputs)
+    except StackOutputsError as error:
+        raise UsageError(str(error)) from None
+    if args.ci == "github":
+        print(json.dumps(runner_for(outputs).github_runs_on))
+        return EXIT_OK
+    problem = runner_problem(outputs, args.ci, args.given)
+    if problem:
+        raise UsageError(problem)
+    print(f"hook-runner: {args.given or 'this agent'} can reach workspace {outputs.workspace_name}")
     return EXIT_OK
 
 
@@ -395,8 +467,10 @@ def build_request(
         seed=args.seed,
         model_version=args.model_version,
         skip_training=args.skip_training,
+        model_registry=getattr(args, "registry", None),
         traffic_steps=args.traffic_steps,
         sweep=args.sweep,
+        deadline_s=args.deadline_minutes * 60,
     )
 
 
@@ -407,9 +481,10 @@ def deploy_local(args: argparse.Namespace) -> int:
     workdir = (args.workdir or DEFAULT_WORKDIR).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     progress = Progress()
-    data = _training_data(args, workdir, progress)
-    backend = LocalBackend(workdir, log=progress.note, keep_endpoint_up=args.serve)
+    # The backend first: its warm interpreter (mlops.prefork) imports while the sample data is generated.
+    backend = LocalBackend(workdir, log=progress.note, keep_endpoint_up=args.serve, warm_start=True)
     try:
+        data = _training_data(args, workdir, progress)
         summary = deploy(backend, build_request(args, data), progress)
         _print_summary(summary)
         if args.serve and summary.scoring_uri:
@@ -465,7 +540,12 @@ def deploy_azure(args: argparse.Namespace) -> int:
     progress = Progress()
     data = _given_data(args)
     backend = AzureBackend.from_cli(
-        stack=args.stack, outputs=args.outputs, dry_run=args.dry_run, log=progress.note
+        stack=args.stack,
+        outputs=args.outputs,
+        dry_run=args.dry_run,
+        log=progress.note,
+        online_target=args.online_target,
+        deadline_s=args.deadline_minutes * 60,
     )
     try:
         request = build_request(args, data, backend.outputs.endpoint_names())

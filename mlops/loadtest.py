@@ -25,6 +25,7 @@ MAX_REQUESTS = 200_000
 MAX_PAYLOADS = 1000
 PERCENTILES = (0.5, 0.95, 0.99)
 LOCAL_HOSTS = frozenset({"localhost"})
+STOP_GRACE_S = 30.0
 CSV_FLUSH_S = 1.2
 """Locust rewrites its CSV files every second: wait one more round after the run so they hold the end."""
 
@@ -191,7 +192,9 @@ def run_load(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_prefix = out_dir / "loadtest"
-    environment = Environment(user_classes=[ScoringUser], host=base)
+    # Stopping lets each user finish the request it has in flight (bounded by STOP_GRACE_S): a request the
+    # server answered but Locust killed mid-flight would be missing from the figures.
+    environment = Environment(user_classes=[ScoringUser], host=base, stop_timeout=STOP_GRACE_S)
     runner = environment.create_local_runner()
     writer = StatsCSVFileWriter(environment, list(PERCENTILES), str(csv_prefix), full_history=False)
     greenlets = [gevent.spawn(writer.stats_writer), gevent.spawn(stats_history, runner)]

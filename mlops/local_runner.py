@@ -1,4 +1,8 @@
-"""Runs the AML pipeline spec on this machine, one subprocess per step (like Kubeflow's SubprocessRunner)."""
+"""Runs the AML pipeline spec on this machine, one process per step (like Kubeflow's SubprocessRunner).
+
+Steps are forked from a warm interpreter (mlops.prefork) unless a launcher says otherwise: each keeps
+its own argv, working folder (a code snapshot), environment, output folders and log.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import re
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections import deque
@@ -28,6 +31,7 @@ from mlops.pipeline_spec import (
     check_inputs,
     load_pipeline,
 )
+from mlops.prefork import ForkLauncher, Launcher, ProcessSpec, signal_group
 
 InputValue = str | int | float
 LOG_TAIL_LINES = 20
@@ -43,6 +47,8 @@ class StepEvent:
     seconds: float
     index: int
     total: int
+    cpu_seconds: float | None = None
+    """CPU the step's process tree used (finished steps forked by mlops.prefork; None otherwise)."""
     detail: str = ""
 
 
@@ -54,6 +60,8 @@ class StepResult:
     seconds: float
     outputs: dict[str, Path]
     log: Path
+    cpu_seconds: float | None = None
+    """CPU the step's process tree used, when its launcher knows (mlops.prefork.ForkLauncher does)."""
 
 
 @dataclass(frozen=True)
@@ -174,46 +182,56 @@ def _log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _run_process(
-    argv: list[str], cwd: Path, env: Mapping[str, str], log: Path, timeout_s: float
-) -> int | None:
-    """Exit code of the step's process, or None when it was killed for running past `timeout_s`."""
-    with log.open("w") as handle:
-        handle.write(f"$ {shlex.join(argv)}\n(cwd {cwd})\n")
-        handle.flush()
-        # A session of its own, so a timeout kills the step's children too (joblib workers, etc.).
-        process = subprocess.Popen(
-            argv, cwd=cwd, env=dict(env), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            return process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return None
+    launcher: Launcher, argv: list[str], cwd: Path, env: Mapping[str, str], log: Path, timeout_s: float
+) -> tuple[int | None, float | None]:
+    """Exit code (None: killed for running past `timeout_s`) and CPU seconds of the step's process."""
+    log.write_text(f"$ {shlex.join(argv)}\n(cwd {cwd})\n")
+    process = launcher.start(ProcessSpec(tuple(argv), cwd, dict(env), log))
+    try:
+        code = process.wait(timeout_s)
+    except BaseException:
+        # Interrupted (Ctrl-C): the step runs in a session of its own, so it would outlive us otherwise.
+        signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    if code is None:
+        # The whole session: a step's children (joblib workers, etc.) die with it.
+        signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+    return code, process.cpu_seconds
 
 
 def run_step(
-    spec: PipelineSpec,
     step: StepSpec,
-    values: Mapping[str, str],
-    done: Mapping[str, StepResult],
+    inputs: Mapping[str, str],
     workdir: Path,
-    env: Mapping[str, str],
-    python: str,
-    timeout_s: float,
+    *,
+    env: Mapping[str, str] | None = None,
+    python: str = sys.executable,
+    timeout_s: float = 1800,
+    launcher: Launcher | None = None,
 ) -> StepResult:
-    """Run one command step as a process in `workdir` (outputs, log, code snapshot there); StepFailed if it fails.
+    """Run one step as Azure ML runs a command job, and return its outputs; StepFailed if it fails.
 
-    `values` are the pipeline's input values and `done` the steps whose outputs it may bind.
+    `inputs` are the step's resolved input values by name (paths or literals, as strings). The step runs
+    in a snapshot of its code folder under `workdir/code`, writes its outputs to fresh folders
+    `workdir/steps/<step>/<output>` and its log to `workdir/logs/<step>.log`; `env` is its whole
+    environment (default: this process's) plus the step's environment_variables. Steps given distinct
+    workdirs can run concurrently (one launcher may serve them all).
     """
-    inputs = {name: _resolve_input(spec, step, name, values, done) for name in step.inputs}
+    workdir = Path(workdir).resolve()
     outputs = _fresh_outputs(step, workdir)
     argv = command_argv(step.command, inputs, outputs, python)
     log = workdir / "logs" / f"{step.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     cwd = snapshot_code(step.code, workdir)
-    exit_code = _run_process(argv, cwd, {**env, **step.environment_variables}, log, timeout_s)
+    step_env = {**(os.environ if env is None else env), **step.environment_variables}
+    if launcher is None:
+        with ForkLauncher(python=python, log=workdir / "logs" / "forkserver.log") as own:
+            exit_code, cpu = _run_process(own, argv, cwd, step_env, log, timeout_s)
+    else:
+        exit_code, cpu = _run_process(launcher, argv, cwd, step_env, log, timeout_s)
     seconds = time.monotonic() - started
     if exit_code is None:
         raise StepTimedOut(
@@ -221,7 +239,7 @@ def run_step(
         )
     if exit_code != 0:
         raise StepFailed(step.name, exit_code, log, _log_tail(log), f"failed with exit code {exit_code}")
-    return StepResult(step.name, seconds, outputs, log)
+    return StepResult(step.name, seconds, outputs, log, cpu)
 
 
 def run_pipeline(
@@ -233,10 +251,13 @@ def run_pipeline(
     python: str = sys.executable,
     on_event: Callable[[StepEvent], None] | None = None,
     step_timeout_s: float = 1800,
+    launcher: Launcher | None = None,
     sweep: bool = False,
 ) -> PipelineRun:
     """Run every step of `pipeline` in dependency order; StepFailed stops the run at the first failure.
 
+    `env` is added to this process's environment for every step. `launcher` starts the steps' processes
+    (default: forked from a warm interpreter, mlops.prefork.ForkLauncher; SubprocessLauncher for fresh ones).
     `sweep` switches the spec's alternative steps on (the sweep instead of train).
     """
     spec = load_pipeline(pipeline, sweep=sweep)  # raises PipelineSpecError listing every problem
@@ -244,25 +265,60 @@ def run_pipeline(
     workdir = Path(workdir).resolve()
     run_env = {**os.environ, **(env or {})}
     notify = on_event or (lambda event: None)
+    if launcher is None:
+        with ForkLauncher(python=python, log=workdir / "logs" / "forkserver.log") as own:
+            return _run_steps(spec, values, workdir, run_env, python, notify, step_timeout_s, own)
+    return _run_steps(spec, values, workdir, run_env, python, notify, step_timeout_s, launcher)
+
+
+def _run_steps(
+    spec: PipelineSpec,
+    values: Mapping[str, str],
+    workdir: Path,
+    env: Mapping[str, str],
+    python: str,
+    notify: Callable[[StepEvent], None],
+    timeout_s: float,
+    launcher: Launcher,
+) -> PipelineRun:
     done: dict[str, StepResult] = {}
     for index, step in enumerate(spec.steps):
         notify(StepEvent(step.name, "started", 0.0, index, len(spec.steps)))
         started = time.monotonic()
         try:
+            inputs = {name: _resolve_input(spec, step, name, values, done) for name in step.inputs}
             if step.sweep is not None:
                 from mlops.sweep import run_sweep_step  # imported here: it builds on run_step
 
-                def progress(line: str, step: StepSpec = step, index: int = index) -> None:
-                    elapsed = time.monotonic() - started
-                    notify(StepEvent(step.name, "progress", elapsed, index, len(spec.steps), line))
-
                 done[step.name] = run_sweep_step(
-                    spec, step, values, done, workdir, run_env, python, step_timeout_s, progress
+                    step,
+                    inputs,
+                    workdir,
+                    env=env,
+                    python=python,
+                    timeout_s=timeout_s,
+                    launcher=launcher,
+                    seed=values.get("seed", ""),
+                    notify=_progress(notify, step.name, index, len(spec.steps), started),
                 )
             else:
-                done[step.name] = run_step(spec, step, values, done, workdir, run_env, python, step_timeout_s)
+                done[step.name] = run_step(
+                    step, inputs, workdir, env=env, python=python, timeout_s=timeout_s, launcher=launcher
+                )
         except StepFailed:
             notify(StepEvent(step.name, "failed", time.monotonic() - started, index, len(spec.steps)))
             raise
-        notify(StepEvent(step.name, "finished", done[step.name].seconds, index, len(spec.steps)))
+        result = done[step.name]
+        notify(StepEvent(step.name, "finished", result.seconds, index, len(spec.steps), result.cpu_seconds))
     return PipelineRun(workdir, list(done.values()))
+
+
+def _progress(
+    notify: Callable[[StepEvent], None], step: str, index: int, total: int, started: float
+) -> Callable[[str], None]:
+    """Detail lines from inside a long step (a sweep's trials) as `progress` events."""
+
+    def progress(line: str) -> None:
+        notify(StepEvent(step, "progress", time.monotonic() - started, index, total, detail=line))
+
+    return progress

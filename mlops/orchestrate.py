@@ -11,6 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence, TextIO
 
+from mlops.src.gate import is_older
 from mlops.backends.base import (
     AssetRef,
     Backend,
@@ -24,6 +25,8 @@ from mlops.backends.base import (
     TrainingRequest,
     TrainingResult,
     TransientBackendError,
+    UsageError,
+    serving_deployment,
 )
 
 EXIT_OK = 0
@@ -36,12 +39,21 @@ EXIT_BACKEND = 6
 EXIT_CODES_HELP = """exit codes:
   0  success, including "the gate registered nothing, no deployment changed"
   2  configuration or usage error (bad flag, missing file, invalid data, missing stack outputs,
-     no champion for --skip-training)
+     no champion for --skip-training, an online target the stack cannot host, a deployment that
+     does not fit its nodes, or a version older than the champion that --model-version did not ask for)
   3  the training pipeline failed
   4  the new deployment failed its smoke test; traffic stayed where it was, the deployment was deleted
   5  a transient backend error (throttling, 5xx, connection reset) outlived the retries; re-run later
   6  any other backend error
   130 interrupted (Ctrl-C or SIGTERM)"""
+
+HOOK_DEADLINE_S = 5.5 * 3600
+"""The whole hook: every step's wait is capped by what is left of it, so CI job timeouts can sit above it."""
+TRAINING_DEADLINE_S = 4 * 3600
+DEPLOYMENT_DEADLINE_S = 3600.0
+BATCH_DEADLINE_S = 3600.0
+BATCH_DEPLOYMENT = "taxi-fare-batch-dp"
+"""One batch deployment, updated in place per model version: an endpoint holds at most 20 (AZURE-FACTS 20)."""
 
 _MAX_DEPLOYMENT_NAME = 32
 _DEPLOYMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
@@ -53,10 +65,8 @@ class DeployError(Exception):
     exit_code: int = EXIT_BACKEND
 
 
-class UsageError(DeployError):
-    """The request cannot be carried out as given (flags, files, missing champion)."""
-
-    exit_code = EXIT_USAGE
+class StaleVersionRefused(UsageError):
+    """The version to deploy is older than the champion and nobody asked for it by --model-version."""
 
 
 class TrainingFailed(DeployError):
@@ -143,14 +153,6 @@ def validate_traffic_steps(steps: Sequence[int]) -> None:
         raise UsageError(f"traffic steps {list(steps)}: " + "; ".join(problems) + " (e.g. 100 or 10,50,100)")
 
 
-def serving_deployment(traffic: Mapping[str, int], exclude: str | None = None) -> str | None:
-    """The deployment taking most of the traffic (ties by name), ignoring `exclude`; None if none takes any."""
-    candidates = [(share, name) for name, share in traffic.items() if share > 0 and name != exclude]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda item: (-item[0], item[1]))[1]
-
-
 def traffic_plan(current: Mapping[str, int], new: str, steps: Sequence[int]) -> list[dict[str, int]]:
     """The endpoint traffic maps to apply in order, moving traffic from the serving deployment to `new`.
 
@@ -233,24 +235,55 @@ class DeployRequest:
     batch_sample: Path | None
     seed: int = 42
     model_version: str | None = None
-    """Deploy this registered version; skips training and the gate."""
+    """Deploy this registered version (even one older than the champion); skips training and the gate."""
     skip_training: bool = False
-    """Deploy the current champion without training."""
+    """Deploy without training: the champion, or `model_version` when given."""
+    model_registry: str | None = None
+    """Take `model_version` from this Azure ML registry instead of the workspace."""
     traffic_steps: tuple[int, ...] = (100,)
     sweep: bool = False
     """Train with the pipeline's hyperparameter sweep instead of its single train step."""
-    training_deadline_s: float = 4 * 3600
-    deployment_deadline_s: float = 3600
-    batch_deadline_s: float = 3600
+    training_deadline_s: float = TRAINING_DEADLINE_S
+    deployment_deadline_s: float = DEPLOYMENT_DEADLINE_S
+    batch_deadline_s: float = BATCH_DEADLINE_S
+    deadline_s: float = HOOK_DEADLINE_S
+    """The whole run; each step waits at most min(its own deadline, what is left of this one)."""
+    batch_deployment: str = BATCH_DEPLOYMENT
 
     def __post_init__(self) -> None:
-        if self.model_version is not None and self.skip_training:
-            raise UsageError("give either --model-version N or --skip-training, not both")
         if self.sweep and (self.model_version is not None or self.skip_training):
             raise UsageError("--sweep trains; it does not go with --model-version or --skip-training")
         if self.data is None and self.model_version is None and not self.skip_training:
             raise UsageError("training needs data: give --data CSV (or --model-version N / --skip-training)")
+        if self.model_registry and self.model_version is None:
+            raise UsageError("--registry needs --model-version N: name the registered version to deploy")
+        if self.deadline_s <= 0:
+            raise UsageError(f"the hook's deadline must be positive, got {self.deadline_s:.0f}s")
         validate_traffic_steps(self.traffic_steps)
+
+
+@dataclass
+class Budget:
+    """What is left of the hook's deadline; steps ask it for their own deadline, capped."""
+
+    total_s: float
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._start = self.clock()
+
+    def remaining(self) -> float:
+        return self.total_s - (self.clock() - self._start)
+
+    def cap(self, step: str, step_deadline_s: float) -> float:
+        """The step's deadline, cut to what is left; DeployError when nothing is left."""
+        left = self.remaining()
+        if left <= 0:
+            raise DeployError(
+                f"the hook's deadline ({self.total_s:.0f}s) passed before step {step}; what Azure started "
+                "goes on, re-run the hook to resume"
+            )
+        return min(step_deadline_s, left)
 
 
 @dataclass
@@ -354,7 +387,8 @@ class _Target:
 
 def deploy(backend: Backend, request: DeployRequest, progress: Progress) -> DeploySummary:
     """Run the lifecycle on `backend`; raise DeployError/BackendError on failure (see `exit_code`)."""
-    target = _choose_target(backend, request, progress)
+    budget = Budget(request.deadline_s, progress.clock)
+    target = _choose_target(backend, request, progress, budget)
     training = target.training
     common = {
         "model_name": request.model_name,
@@ -386,8 +420,8 @@ def deploy(backend: Backend, request: DeployRequest, progress: Progress) -> Depl
             timings=progress.timings,
             **common,
         )
-    after, deleted = _roll_out(backend, request, progress, before, name, target.version, action)
-    batch = _run_batch(backend, request, progress, name, target.version)
+    after, deleted = _roll_out(backend, request, progress, budget, before, name, target.version, action)
+    batch = _run_batch(backend, request, progress, budget, target.version)
     return DeploySummary(
         model_version=target.version,
         changed=True,
@@ -403,11 +437,12 @@ def deploy(backend: Backend, request: DeployRequest, progress: Progress) -> Depl
     )
 
 
-def _choose_target(backend: Backend, request: DeployRequest, progress: Progress) -> _Target:
+def _choose_target(backend: Backend, request: DeployRequest, progress: Progress, budget: Budget) -> _Target:
     if request.model_version is not None:
+        flag = "--skip-training --model-version" if request.skip_training else "--model-version"
         for step in ("environment", "data", "compute", "training"):
-            progress.skip(step, f"--model-version {request.model_version}")
-        return _Target(request.model_version, f"version {request.model_version} requested; gate skipped")
+            progress.skip(step, f"{flag} {request.model_version}")
+        return _Target(request.model_version, _requested_reason(backend, request, progress))
     if request.skip_training:
         for step in ("environment", "data", "compute", "training"):
             progress.skip(step, "--skip-training")
@@ -420,25 +455,49 @@ def _choose_target(backend: Backend, request: DeployRequest, progress: Progress)
                 )
             say(f"{request.model_name} version {champion}")
         return _Target(champion, f"current champion (version {champion}) requested; training skipped")
-    training = _train(backend, request, progress)
-    if training.deploy_flag == 1 and training.model_version:
-        return _Target(training.model_version, _gate_reason(training), training)
-    # The gate registered nothing. The champion normally serves already (then nothing changes); if a
-    # previous run stopped between registering and shifting traffic, finishing that roll-out is the fix.
+    training = _train(backend, request, progress, budget)
     with progress.step("champion") as say:
         champion = backend.champion_version(request.model_name)
         say(f"{request.model_name} version {champion}" if champion else "none yet")
+    if training.deploy_flag == 1 and training.model_version:
+        if champion is not None and is_older(training.model_version, champion):
+            # Step reuse re-emits an old "registered vN, deploy_flag 1" (AZURE-FACTS 17): never roll back silently.
+            raise StaleVersionRefused(
+                f"training run {training.run_id} reports version {training.model_version} as newly registered, "
+                f"but the champion is version {champion}: an earlier run's verdict, reused. Nothing was "
+                f"deployed. To roll back on purpose, run with --model-version {training.model_version}"
+            )
+        return _Target(training.model_version, _gate_reason(training), training)
+    # The gate registered nothing. The champion normally serves already (then nothing changes); if a
+    # previous run stopped between registering and shifting traffic, finishing that roll-out is the fix.
     reason = f"nothing registered: {_gate_reason(training)}"
     if champion is None:
         return _Target(None, f"{reason}; no champion to serve", training)
     return _Target(champion, f"{reason}; serving the champion (version {champion})", training)
 
 
+def _requested_reason(backend: Backend, request: DeployRequest, progress: Progress) -> str:
+    version = request.model_version
+    assert version is not None
+    if request.model_registry:
+        return f"version {version} from registry {request.model_registry} requested; gate skipped"
+    with progress.step("champion") as say:
+        champion = backend.champion_version(request.model_name)
+        older = champion is not None and is_older(version, champion)
+        say(
+            f"champion is version {champion}; deploying older version {version} as asked (a rollback)"
+            if older
+            else f"champion is version {champion or 'none yet'}"
+        )
+    rollback = f", older than the champion (version {champion}): a deliberate rollback" if older else ""
+    return f"version {version} requested{rollback}; gate skipped"
+
+
 def _gate_reason(training: TrainingResult) -> str:
     return str(training.metrics.get("reason") or f"deploy_flag={training.deploy_flag}")
 
 
-def _train(backend: Backend, request: DeployRequest, progress: Progress) -> TrainingResult:
+def _train(backend: Backend, request: DeployRequest, progress: Progress, budget: Budget) -> TrainingResult:
     with progress.step("environment") as say:
         environment = backend.ensure_environment(request.environment)
         say(_asset_text(environment))
@@ -458,7 +517,7 @@ def _train(backend: Backend, request: DeployRequest, progress: Progress) -> Trai
                 compute=request.compute,
                 model_name=request.model_name,
                 seed=request.seed,
-                deadline_s=request.training_deadline_s,
+                deadline_s=budget.cap("training", request.training_deadline_s),
                 sweep=request.sweep,
             )
         )
@@ -476,6 +535,7 @@ def _roll_out(
     backend: Backend,
     request: DeployRequest,
     progress: Progress,
+    budget: Budget,
     before: EndpointState,
     name: str,
     version: str,
@@ -485,10 +545,14 @@ def _roll_out(
     previous = serving_deployment(before.traffic, exclude=name)
     with progress.step("deployment") as say:
         spec = DeploymentSpec(
-            endpoint=request.online_endpoint, name=name, model_name=request.model_name, model_version=version
+            endpoint=request.online_endpoint,
+            name=name,
+            model_name=request.model_name,
+            model_version=version,
+            model_registry=request.model_registry,
         )
-        backend.create_deployment(spec, request.deployment_deadline_s)
-        say(f"{name} ({request.model_name}:{version}) healthy ({action.value})")
+        backend.create_deployment(spec, budget.cap("deployment", request.deployment_deadline_s))
+        say(f"{name} ({spec.model_reference}) healthy ({action.value})")
     with progress.step("smoke") as say:
         _smoke_or_roll_back(backend, request, before.traffic, name)
         say(f"{name} answered the request sample")
@@ -527,7 +591,7 @@ def _smoke_or_roll_back(
 
 
 def _run_batch(
-    backend: Backend, request: DeployRequest, progress: Progress, name: str, version: str
+    backend: Backend, request: DeployRequest, progress: Progress, budget: Budget, version: str
 ) -> BatchResult | None:
     if request.batch_sample is None:
         progress.skip("batch", "no batch sample configured")
@@ -535,14 +599,16 @@ def _run_batch(
     with progress.step("batch") as say:
         result = backend.run_batch(
             request.batch_endpoint,
-            name,
+            request.batch_deployment,
             request.model_name,
             version,
             request.batch_sample,
-            request.batch_deadline_s,
+            budget.cap("batch", request.batch_deadline_s),
         )
         if result.status != "Completed":
-            raise DeployError(f"batch scoring on {request.batch_endpoint}/{name} ended {result.status}")
+            raise DeployError(
+                f"batch scoring on {request.batch_endpoint}/{request.batch_deployment} ended {result.status}"
+            )
         say(f"{result.rows} rows scored -> {result.output or 'n/a'}")
     return result
 

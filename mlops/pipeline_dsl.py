@@ -163,4 +163,6 @@ def build_pipeline_job(sweep: bool = False) -> PipelineJob:
     job.settings.default_compute = DEFAULT_COMPUTE
     job.settings.default_datastore = DEFAULT_DATASTORE
     job.settings.continue_on_step_failure = False
+    # The decision steps (evaluate, register) must never be reused: see pipeline.yml.
+    job.settings.force_rerun = True
     return job

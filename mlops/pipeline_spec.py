@@ -920,11 +920,27 @@ def _azure_loaders() -> dict[str, Callable[..., Any]]:
     }
 
 
+INSTANCE_TYPE_KIND = "instanceType"
+"""A Kubernetes InstanceType manifest for the Azure ML extension (no $schema: it is not an AML CLI spec)."""
+
+LOADED_AS: Mapping[str, str] = {
+    "managedOnlineEndpoint": "ManagedOnlineEndpoint",
+    "kubernetesOnlineEndpoint": "KubernetesOnlineEndpoint",
+    "managedOnlineDeployment": "ManagedOnlineDeployment",
+    "kubernetesOnlineDeployment": "KubernetesOnlineDeployment",
+}
+"""The entity azure-ai-ml must load for a $schema: it picks the class from `type:`/`compute:`, not $schema,
+so a Kubernetes deployment without `type: kubernetes` loads silently as a managed one."""
+
+
 def spec_kind(raw: Mapping[str, Any]) -> str | None:
-    """The kind named by a spec's `$schema` (e.g. `pipelineJob`), or `conda` for a conda file."""
+    """The kind named by a spec's `$schema` (e.g. `pipelineJob`), `conda` for a conda file, `instanceType`
+    for an InstanceType manifest."""
     schema = raw.get("$schema")
     if isinstance(schema, str):
         return schema.rsplit("/", 1)[-1].removesuffix(".json").removesuffix(".schema")
+    if str(raw.get("apiVersion", "")).startswith("amlarc.azureml.com/"):
+        return INSTANCE_TYPE_KIND
     return "conda" if "dependencies" in raw else None
 
 
@@ -1006,6 +1022,40 @@ def _conda_problems(file: Path, raw: Mapping[str, Any]) -> list[SpecProblem]:
     ]
 
 
+def _instance_type_problems(file: Path, raw: Mapping[str, Any]) -> list[SpecProblem]:
+    from mlops.backends.azure.instance_types import instance_type_problems
+
+    return [SpecProblem(file, None, field, problem) for field, problem in instance_type_problems(raw)]
+
+
+def _entity_problems(file: Path, kind: str, raw: Mapping[str, Any], entity: object) -> list[SpecProblem]:
+    """What azure-ai-ml accepts but Azure refuses or misreads: the wrong entity class, error_threshold < 0."""
+    found = []
+    expected = LOADED_AS.get(kind)
+    if expected and type(entity).__name__ != expected:
+        hint = " (add `type: kubernetes`)" if kind == "kubernetesOnlineDeployment" else ""
+        found.append(
+            SpecProblem(
+                file,
+                None,
+                "type",
+                f"$schema says {kind} but azure-ai-ml loads a {type(entity).__name__}{hint}",
+            )
+        )
+    threshold = raw.get("error_threshold")
+    if kind in ("batchDeployment", "modelBatchDeployment") and isinstance(threshold, int) and threshold < 0:
+        found.append(
+            SpecProblem(
+                file,
+                None,
+                "error_threshold",
+                f"{threshold} ignores every failed mini-batch, so a job scoring nothing reports Completed; "
+                "use 0 (AZURE-FACTS 19)",
+            )
+        )
+    return found
+
+
 def check_spec_file(file: Path) -> list[SpecProblem]:
     """Load one spec with its azure-ai-ml loader, validate it, and add this module's own checks."""
     found = _Collector(file)
@@ -1015,6 +1065,8 @@ def check_spec_file(file: Path) -> list[SpecProblem]:
     kind = spec_kind(raw)
     if kind == "conda":
         return _conda_problems(file, raw)
+    if kind == INSTANCE_TYPE_KIND:
+        return _instance_type_problems(file, raw)
     loader = _azure_loaders().get(kind or "")
     if loader is None:
         return [
@@ -1028,6 +1080,10 @@ def check_spec_file(file: Path) -> list[SpecProblem]:
         ]
     # Our own pipeline checks run even when the loader fails: they name the step and field precisely.
     own = check_pipeline(file) if kind == "pipelineJob" else []
+    if kind == "kubernetesOnlineDeployment" and raw.get("type") != "kubernetes":
+        # azure-ai-ml picks the deployment class from `type`, not $schema: without it, a Kubernetes spec is
+        # read as a managed one (and its `resources` section is refused as unknown).
+        own.append(SpecProblem(file, None, "type", "a Kubernetes online deployment needs `type: kubernetes`"))
     try:
         with warnings.catch_warnings():
             # load_batch_deployment warns that BatchDeployment is a base class; the YAML form is still valid.
@@ -1036,7 +1092,13 @@ def check_spec_file(file: Path) -> list[SpecProblem]:
     except Exception as error:  # azure-ai-ml raises marshmallow, ValidationException and OSError alike
         return own + _loader_problems(file, error)
     variants = _variant_problems(file, raw) if kind == "pipelineJob" and alternatives(raw) else []
-    return own + _validation_problems(file, entity) + variants + _scoring_script_problems(file, raw)
+    return (
+        own
+        + _validation_problems(file, entity)
+        + variants
+        + _scoring_script_problems(file, raw)
+        + _entity_problems(file, str(kind), raw, entity)
+    )
 
 
 def load_pipeline_job(file: Path, sweep: bool, params_override: list[dict[str, Any]] | None = None) -> Any:

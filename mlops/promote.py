@@ -1,10 +1,11 @@
 """`python -m mlops promote`: copy dev's champion into the shared model registry, then into prod, with lineage.
 
-The flow, the same on Azure (mlops/promote_azure.py) and locally (the stores below):
+The flow, the same on Azure (mlops/backends/azure/promotion.py) and locally (the stores below):
 1. The source version must exist in dev and carry its evaluation record (the test scores and the
    gate's reason that mlops/src/register.py tags every version it registers with); a version
    registered by hand has none and is refused.
-2. It must be dev's champion, unless --force (then its tags say `promotion: forced`).
+2. It must be dev's champion (the champion alias locally, the champion=true version tag on Azure ML:
+   mlops/src/gate.py), unless --force (then its tags say `promotion: forced`).
 3. It is copied into the registry under the same name and version, tagged with its lineage: source
    workspace, source model and run, data and code hashes (from the model's own MLmodel metadata),
    test scores and gate reason.
@@ -149,14 +150,6 @@ def conflict(store: str, existing: StoredModel, wanted: Mapping[str, str]) -> Pr
     )
 
 
-def newest_version(versions: list[str]) -> str | None:
-    """The highest version (numeric ones compare as numbers): Azure ML's champion, as mlops/backends/azure.py
-    chooses it (register.py only registers what beat the champion; AZURE-FACTS 16: no aliases there)."""
-    if not versions:
-        return None
-    return max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0, v))
-
-
 # ---------------------------------------------------------------- the promotion
 
 
@@ -270,12 +263,21 @@ def _create(store: ModelStore, name: str, version: str, folder: Path, tags: Mapp
     """Create the copy; if the call failed but the copy is there as wanted (a lost response), that is success."""
     try:
         store.create(name, version, folder, tags)
-    except PromotionError:
-        raise
     except Exception as error:  # noqa: BLE001 - re-read before failing (AZURE-FACTS 22)
+        if _holds(store, name, version, tags):
+            return
+        if isinstance(error, PromotionError):
+            raise
+        raise PromotionError(f"copying {name}:{version} into {store.where} failed: {error}") from error
+
+
+def _holds(store: ModelStore, name: str, version: str, tags: Mapping[str, str]) -> bool:
+    """Whether the store holds this promotion's model now (a read that fails says no)."""
+    try:
         existing = store.get(name, version)
-        if existing is None or not same_model(existing, tags):
-            raise PromotionError(f"copying {name}:{version} into {store.where} failed: {error}") from error
+    except Exception:  # noqa: BLE001 - the create's own error is the one to report
+        return False
+    return existing is not None and same_model(existing, tags)
 
 
 # ---------------------------------------------------------------- local stores
@@ -285,21 +287,31 @@ def _create(store: ModelStore, name: str, version: str, folder: Path, tags: Mapp
 class LocalWorkdir:
     """A local workdir as a model store: its MLflow registry (source) and its promoted copies (target).
 
-    Nothing is written (not even the folder) until a copy is created in it.
+    Nothing is written (not even the folder) until a copy is created in it. Its registry reads run in the
+    local backend's warm interpreter (mlops.prefork): close() stops it.
     """
 
     workdir: Path
     where: str = ""
+    _backend: LocalBackend | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).resolve()
         self.where = self.where or f"local:{self.workdir}"
 
     def backend(self) -> LocalBackend:
-        """The workdir's local backend (creates the folder)."""
+        """The workdir's local backend, one per store (creates the folder)."""
         from mlops.backends.local import LocalBackend
 
-        return LocalBackend(self.workdir)
+        if self._backend is None:
+            self._backend = LocalBackend(self.workdir)
+        return self._backend
+
+    def close(self) -> None:
+        """Stop the backend's warm interpreter, if one started."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
 
     def get(self, name: str, version: str) -> StoredModel | None:
         if not self.workdir.is_dir():
@@ -310,17 +322,10 @@ class LocalWorkdir:
         return self._registered(name, version)
 
     def _registered(self, name: str, version: str) -> StoredModel | None:
-        from mlflow.exceptions import MlflowException
-
         if not (self.workdir / "mlflow.db").is_file():
             return None
-        try:
-            found = self.backend().mlflow_client().get_model_version(name, version)
-        except MlflowException as error:
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
-        return StoredModel(name, version, dict(found.tags), found.run_id)
+        found = self.backend().registered_model(name, version)
+        return None if found is None else StoredModel(name, version, found["tags"], found["run_id"])
 
     def champion(self, name: str) -> str | None:
         return self.backend().champion_version(name) if (self.workdir / "mlflow.db").is_file() else None

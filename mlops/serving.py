@@ -8,19 +8,19 @@ import importlib.util
 import json
 import math
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
 from mlops.backends.base import BackendError, SmokeResult
+from mlops.prefork import Launcher, ProcessSpec, RunningProcess, SubprocessLauncher, stop
 
 SERVER_APP = "azureml_inference_server_http.server.entry:app"
 # One worker process per core (2 here): predict is CPU-bound and holds the GIL, so only processes
@@ -33,6 +33,8 @@ DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 2
 LOG_TAIL_LINES = 40
 WORKER_READY = b"ready for serving traffic"  # logged by the AML server once a worker's init() returned
+WORKER_BOOTED = b"Booting worker with pid"  # logged by gunicorn's master for each worker it forks
+HEALTH_POLL_S = 0.05
 BATCH_MINI_BATCH_SIZE = 10
 
 
@@ -85,7 +87,13 @@ class InferenceServer:
         threads: int = DEFAULT_THREADS,
         env: Mapping[str, str] | None = None,
         startup_deadline_s: float = 120.0,
+        preload: bool = True,
+        launcher: Launcher | None = None,
     ) -> None:
+        """`preload`: init() once in gunicorn's master before it forks the workers (the AML server's
+        WORKER_PRELOAD=true), so the model loads once and its memory is shared; `launcher` starts the
+        master (default: a fresh interpreter; the local backend forks it from its warm one).
+        """
         if not entry_script.is_file():
             raise ServingError(f"entry script {entry_script} does not exist; pass the path to score.py")
         if not model_dir.is_dir():
@@ -101,8 +109,10 @@ class InferenceServer:
         self.threads = threads
         self.extra_env = dict(env or {})
         self.startup_deadline_s = startup_deadline_s
+        self.preload = preload
+        self.launcher = launcher or SubprocessLauncher()
         self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: RunningProcess | None = None
 
     @property
     def pid(self) -> int:
@@ -131,6 +141,7 @@ class InferenceServer:
             "--threads", str(self.threads),
             "--timeout", "300",
             "--error-logfile", "-",
+            *(["--preload"] if self.preload else []),
             SERVER_APP,
         ]  # fmt: skip
 
@@ -140,17 +151,16 @@ class InferenceServer:
             raise ServingError(f"the inference server already runs as pid {self._process.pid}")
         self.port = free_loopback_port()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("wb") as log:
-            self._process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=server_environment(self.entry_script, self.model_dir, self.extra_env),
-                cwd=self.entry_script.parent,
-                # A session of its own lets stop() signal the master and every worker as one group.
-                start_new_session=True,
+        self.log_file.write_bytes(b"")
+        # A session of its own (every launcher gives one) lets stop() signal the master and workers at once.
+        self._process = self.launcher.start(
+            ProcessSpec(
+                tuple(self.command()),
+                self.entry_script.parent,
+                server_environment(self.entry_script, self.model_dir, self.extra_env),
+                self.log_file,
             )
+        )
         try:
             self._wait_until_healthy()
         except ServingError:
@@ -161,26 +171,31 @@ class InferenceServer:
     def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_deadline_s
         while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
+            code = None if self._process is None else self._process.wait(0)
+            if code is not None:
                 raise ServingError(
-                    f"the inference server exited with code {self._process.returncode} while starting "
+                    f"the inference server exited with code {code} while starting "
                     f"(entry script {self.entry_script}, model {self.model_dir}); log {self.log_file}:\n"
                     f"{log_tail(self.log_file)}"
                 )
             if self._workers_ready() and self._healthy():
                 return
-            time.sleep(0.2)
+            time.sleep(HEALTH_POLL_S)
         raise ServingError(
             f"the inference server did not become healthy within {self.startup_deadline_s:.0f} s; "
             f"log {self.log_file}:\n{log_tail(self.log_file)}"
         )
 
     def _workers_ready(self) -> bool:
-        # The probe answers as soon as one worker is up; waiting for every worker's init() means the
-        # first requests are not slowed by model loading and a worker whose init fails is caught here.
+        # The probe answers as soon as one worker is up; waiting for every worker means the first
+        # requests are not slowed by model loading and a worker whose init fails is caught here. With
+        # preload, init() ran once in the master before it booted the workers.
         if not self.log_file.is_file():
             return False
-        return self.log_file.read_bytes().count(WORKER_READY) >= self.workers
+        log = self.log_file.read_bytes()
+        if self.preload:
+            return log.count(WORKER_READY) >= 1 and log.count(WORKER_BOOTED) >= self.workers
+        return log.count(WORKER_READY) >= self.workers
 
     def _healthy(self) -> bool:
         try:
@@ -190,18 +205,10 @@ class InferenceServer:
             return False
 
     def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL it after the grace period, and reap the master."""
+        """SIGTERM the process group, SIGKILL it after the grace period; the master is reaped."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            _signal_group(process.pid, signal.SIGKILL)
-            process.wait(timeout=grace_s)
-        # Workers orphaned by a killed master still carry the group id: make sure none survive.
-        _signal_group(process.pid, signal.SIGKILL)
+        if process is not None:
+            stop(process, grace_s)
 
     def __enter__(self) -> InferenceServer:
         return self.start()
@@ -210,13 +217,6 @@ class InferenceServer:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def sample_row_count(payload: Any) -> int:
@@ -307,32 +307,60 @@ def verdict(status: int, body: bytes, rows: int, expected_range: tuple[float, fl
     return SmokeResult(True, status, f"{rows} rows scored", tuple(predictions))
 
 
+FAILED_FILES = "failed_files"
+"""DataFrame.attrs key where a batch entry's run() names the files it skipped: {file: problem}."""
+
+
+@dataclass(frozen=True)
+class BatchScoring:
+    """What a batch scoring run did: rows written, the input files it could not score and why, its log."""
+
+    rows: int
+    failed: dict[str, str] = field(default_factory=dict)
+    log: Path | None = None
+
+
 def run_batch_scoring(
-    script: Path, model_dir: Path, inputs: Sequence[Path], output: Path, *, timeout_s: float = 900.0
-) -> int:
-    """Run a batch entry script in a subprocess as AML does; return how many rows it wrote to `output`."""
+    script: Path,
+    model_dir: Path,
+    inputs: Sequence[Path],
+    output: Path,
+    *,
+    timeout_s: float = 900.0,
+    launcher: Launcher | None = None,
+) -> BatchScoring:
+    """Run a batch entry script in a process of its own, as AML does; rows go to `output` (CSV).
+
+    The driver's log and summary sit beside `output`. ServingError when the run fails or times out.
+    """
     missing = [str(path) for path in inputs if not path.is_file()]
     if missing or not inputs:
         raise ServingError(f"batch inputs must be existing files, missing: {missing or 'no inputs given'}")
+    output = output.resolve()
+    log, summary = output.with_name("batch-driver.log"), output.with_name("batch-summary.json")
+    summary.unlink(missing_ok=True)
     command = [
         sys.executable, "-m", "mlops.serving", "batch-driver",
-        "--script", str(script.resolve()), "--output", str(output.resolve()),
+        "--script", str(script.resolve()), "--output", str(output), "--summary", str(summary),
         *(str(path.resolve()) for path in inputs),
     ]  # fmt: skip
     env = {**os.environ, "AZUREML_MODEL_DIR": str(model_dir.resolve()), "OMP_NUM_THREADS": "1"}
     # The driver lives in this package: put the repository root on the child's path.
     repo_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
-    try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=timeout_s, cwd=script.resolve().parent
-        )
-    except subprocess.TimeoutExpired:
-        raise ServingError(f"batch scoring with {script} ran over its {timeout_s:.0f} s deadline") from None
-    if completed.returncode != 0:
-        tail = "\n".join(completed.stderr.splitlines()[-LOG_TAIL_LINES:])
-        raise ServingError(f"batch scoring with {script} failed (exit {completed.returncode}):\n{tail}")
-    return int(json.loads(completed.stdout.strip().splitlines()[-1])["rows"])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    process = (launcher or SubprocessLauncher()).start(
+        ProcessSpec(tuple(command), script.resolve().parent, env, log)
+    )
+    code = process.wait(timeout_s)
+    if code is None:
+        stop(process, grace_s=1.0)
+        raise ServingError(f"batch scoring with {script} ran over its {timeout_s:.0f} s deadline; log {log}")
+    if code != 0 or not summary.is_file():
+        raise ServingError(f"batch scoring with {script} failed (exit {code}); log {log}:\n{log_tail(log)}")
+    result = json.loads(summary.read_text())
+    return BatchScoring(int(result["rows"]), dict(result["failed"]), log)
 
 
 def mini_batches(paths: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -351,11 +379,11 @@ def load_entry_script(script: Path) -> ModuleType:
     return module
 
 
-def batch_driver(script: Path, inputs: Sequence[str], output: Path, mini_batch_size: int) -> int:
-    """init() once, run() per mini-batch, rows appended to the output CSV; returns the row count."""
+def batch_driver(script: Path, inputs: Sequence[str], output: Path, mini_batch_size: int) -> BatchScoring:
+    """init() once, run() per mini-batch, rows appended to the output CSV, skipped files collected."""
     module = load_entry_script(script)
     module.init()
-    rows = 0
+    rows, failed = 0, {}
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -365,21 +393,26 @@ def batch_driver(script: Path, inputs: Sequence[str], output: Path, mini_batch_s
                 writer.writerow(result.columns)
             writer.writerows(result.itertuples(index=False, name=None))
             rows += len(result)
-    return rows
+            failed.update(result.attrs.get(FAILED_FILES, {}))
+    return BatchScoring(rows, failed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mlops.serving batch-driver ...`: the subprocess side of run_batch_scoring."""
+    """`python -m mlops.serving batch-driver ...`: the process side of run_batch_scoring."""
     parser = argparse.ArgumentParser(prog="python -m mlops.serving")
     commands = parser.add_subparsers(dest="command", required=True)
     driver = commands.add_parser("batch-driver", help="run a batch entry script over input files")
     driver.add_argument("--script", type=Path, required=True)
     driver.add_argument("--output", type=Path, required=True)
+    driver.add_argument("--summary", type=Path, required=True, help="JSON file for rows and skipped files")
     driver.add_argument("--mini-batch-size", type=int, default=BATCH_MINI_BATCH_SIZE)
     driver.add_argument("inputs", nargs="+")
     args = parser.parse_args(argv)
-    rows = batch_driver(args.script, args.inputs, args.output, args.mini_batch_size)
-    print(json.dumps({"rows": rows}))
+    done = batch_driver(args.script, args.inputs, args.output, args.mini_batch_size)
+    for name, problem in done.failed.items():
+        print(f"skipped {name}: {problem}", file=sys.stderr)
+    args.summary.write_text(json.dumps({"rows": done.rows, "failed": done.failed}))
+    print(f"{done.rows} rows -> {args.output}; {len(done.failed)} file(s) skipped")
     return 0
 
 

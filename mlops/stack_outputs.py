@@ -29,10 +29,31 @@ OPTIONAL_KEYS: Mapping[str, str] = {
     "onlineEndpointName": "online_endpoint_name",
     "batchEndpointName": "batch_endpoint_name",
     "logAnalyticsWorkspaceId": "log_analytics_workspace_id",
+    # CONTRACT.md: the isolation design decides where online deployments run and where the hook must run.
+    "isolationDesign": "isolation_design",
+    "onlineTarget": "online_target",
+    "workspacePublicNetworkAccess": "workspace_public_network_access",
+    "aksClusterName": "aks_cluster_name",
+    "aksNodeVmSize": "aks_node_vm_size",
+    "inferenceScoringHost": "inference_scoring_host",
+    "inferenceLoadBalancerIp": "inference_load_balancer_ip",
+    "ciIdentityClientId": "ci_identity_client_id",
+    "ciIdentityPrincipalId": "ci_identity_principal_id",
+    "agentPoolName": "agent_pool_name",
     "actionGroupId": "action_group_id",
     "modelRegistryName": "model_registry_name",
 }
-"""Informational outputs: reported by the hook, never needed to reach the workspace."""
+"""Optional string outputs: the hook works without them (deriving or refusing with a clear error)."""
+
+INTEGER_KEYS: Mapping[str, str] = {"aksNodeCount": "aks_node_count"}
+"""Optional integer outputs."""
+
+ALLOWED_VALUES: Mapping[str, tuple[str, ...]] = {
+    "isolationDesign": ("customerVnet", "managedVnet"),
+    "onlineTarget": ("kubernetes", "managed"),
+    "workspacePublicNetworkAccess": ("Enabled", "Disabled"),
+}
+"""Outputs with a closed set of values (CONTRACT.md)."""
 
 ENVIRONMENTS = ("dev", "prod")
 PULUMI_TIMEOUT_S = 120.0
@@ -65,8 +86,23 @@ class StackOutputs:
     """The model monitor's threshold (stack output driftThreshold)."""
     alert_emails: tuple[str, ...] = ()
     """Who the model monitor emails (stack output alertEmails; empty when alerts are off)."""
+    isolation_design: str | None = None
+    online_target: str | None = None
+    workspace_public_network_access: str | None = None
+    aks_cluster_name: str | None = None
+    aks_node_vm_size: str | None = None
+    aks_node_count: int | None = None
+    inference_scoring_host: str | None = None
+    inference_load_balancer_ip: str | None = None
+    ci_identity_client_id: str | None = None
+    ci_identity_principal_id: str | None = None
+    agent_pool_name: str | None = None
     model_registry_name: str | None = None
-    """The Azure ML registry dev and prod share (promotion goes through it)."""
+
+    @property
+    def private_workspace(self) -> bool:
+        """Whether the workspace's data plane is reachable only from inside the VNet (AZURE-FACTS 5, 32)."""
+        return self.workspace_public_network_access == "Disabled"
 
     def endpoint_names(self) -> tuple[str, str]:
         """Online and batch endpoint names: exported by the stack, else derived like the stack derives them.
@@ -93,6 +129,17 @@ def parse_stack_outputs(raw: Mapping[str, Any], source: str) -> StackOutputs:
         for key in OPTIONAL_KEYS
         if raw.get(key) is not None and not isinstance(raw[key], str)
     ]
+    problems += [
+        f"output {key!r} is {raw[key]!r}; allowed: {', '.join(allowed)}"
+        for key, allowed in ALLOWED_VALUES.items()
+        if isinstance(raw.get(key), str) and raw[key] and raw[key] not in allowed
+    ]
+    problems += [
+        f"output {key!r} must be a whole number of at least 1, got {raw[key]!r}"
+        for key in INTEGER_KEYS
+        if raw.get(key) is not None
+        and (isinstance(raw[key], bool) or not isinstance(raw[key], int) or raw[key] < 1)
+    ]
     if problems:
         raise StackOutputsError(
             f"stack outputs from {source} are incomplete: "
@@ -102,6 +149,7 @@ def parse_stack_outputs(raw: Mapping[str, Any], source: str) -> StackOutputs:
     fields: dict[str, Any] = {field: raw[key].strip() for key, field in REQUIRED_KEYS.items()}
     fields |= {field: raw[key] or None for key, field in OPTIONAL_KEYS.items() if key in raw}
     fields |= _monitoring_fields(raw, source)
+    fields |= {field: raw[key] for key, field in INTEGER_KEYS.items() if raw.get(key) is not None}
     return StackOutputs(**fields)
 
 

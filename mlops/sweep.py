@@ -7,8 +7,10 @@ What the spec says, and what happens here:
 - `grid`: every combination of the `choice` values, in spec order, up to max_total_trials;
 - `bayesian`: Optuna's TPE sampler (seeded the same way), asking for a trial whenever a slot frees;
 - max_concurrent_trials trials run at once, each a step process through local_runner.run_step in its
-  own folder (WORKDIR/trials/<step>-NN), with its own MLflow run (a child of the sweep's run) so its
-  primary metric is read back as Azure ML reads it: the metric's latest logged value;
+  own folder (WORKDIR/trials/<step>-NN), forked by the pipeline's launcher from its warm interpreter
+  (mlops.prefork), with its own MLflow run (a child of the sweep's run) so its primary metric is read
+  back as Azure ML reads it: the metric's latest logged value. The MLflow bookkeeping runs through the
+  same launcher (mlops.sweep_tracking): the orchestrating process never imports MLflow;
 - the best completed trial by the objective (ties: the earliest) gives the step its outputs, copied
   to WORKDIR/steps/<step>/<output> like the sweep node's outputs in Azure ML; trials.json lists all.
 Azure ML's sampler is not reproduced bit for bit (its random stream is its own), so a local sweep
@@ -21,7 +23,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,12 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops import sweep_tracking
 from mlops.local_runner import StepFailed, StepResult, run_step
-from mlops.pipeline_spec import PipelineSpec, SearchParameter, StepSpec, SweepSettings
+from mlops.pipeline_spec import SearchParameter, StepSpec, SweepSettings
+from mlops.prefork import ForkLauncher, Launcher, LauncherError
 
 if TYPE_CHECKING:
     import optuna
-    from mlflow import MlflowClient
 
 Params = dict[str, Any]
 Notify = Callable[[str], None]
@@ -156,67 +161,69 @@ def summary_line(trial: Trial, metric: str) -> str:
 # ---------------------------------------------------------------- running
 
 
+def _track(launcher: Launcher, function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """An MLflow call of mlops.sweep_tracking: forked from the warm interpreter when the launcher can
+    (this process never imports MLflow), else made here (a launcher of fresh subprocesses)."""
+    call = getattr(launcher, "call", None)
+    try:
+        return call(function, *args) if call is not None else function(*args)
+    except LauncherError as error:
+        raise SweepTrackingError(f"MLflow bookkeeping of the sweep failed: {error}") from error
+
+
+class SweepTrackingError(RuntimeError):
+    """The sweep could not record its runs in MLflow (the tracking store is unreachable or broken)."""
+
+
 @dataclass
 class _Context:
     """What every trial of one sweep step shares."""
 
-    spec: PipelineSpec
     step: StepSpec
     settings: SweepSettings
-    values: Mapping[str, str]
-    done: Mapping[str, StepResult]
+    inputs: Mapping[str, str]
+    """The sweep step's resolved inputs (data, literals); each trial adds its searched values."""
     workdir: Path
     env: dict[str, str]
     python: str
     trial_timeout_s: float
-    client: MlflowClient
+    launcher: Launcher
+    tracking_uri: str
     experiment_id: str
     parent_run_id: str
     notify: Notify
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _mlflow(env: dict[str, str], workdir: Path, step: str) -> tuple[MlflowClient, str, str]:
-    """The client, experiment and parent run the trials log under (the workdir's sqlite if none is set)."""
-    from mlflow import MlflowClient
-
-    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
-    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    name = env.get("MLFLOW_EXPERIMENT_NAME") or "Default"
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(name, artifact_location=(workdir / "mlartifacts").as_uri())
-    )
-    parent = client.create_run(experiment_id, run_name=step, tags={"step": step})
-    return client, experiment_id, parent.info.run_id
 
 
 def _run_trial(context: _Context, index: int, params: Params) -> Trial:
-    run = context.client.create_run(
+    uri = context.tracking_uri
+    run_id = _track(
+        context.launcher,
+        sweep_tracking.open_trial,
+        uri,
         context.experiment_id,
-        run_name=f"{context.step.name}-trial-{index:02d}",
-        tags={"mlflow.parentRunId": context.parent_run_id, "step": f"{context.step.name}-trial"},
-    )
+        context.parent_run_id,
+        context.step.name,
+        index,
+    )["run_id"]
     folder = context.workdir / "trials" / f"{context.step.name}-{index:02d}"
     started = time.monotonic()
-    trial = Trial(index, params, folder=str(folder), run_id=run.info.run_id)
+    trial = Trial(index, params, folder=str(folder), run_id=run_id)
     try:
         result = run_step(
-            context.spec,
-            trial_step(context.step, params, run.info.run_id),
-            context.values,
-            context.done,
+            trial_step(context.step, params, run_id),
+            {**context.inputs, **{name: str(value) for name, value in params.items()}},
             folder,
-            context.env,
-            context.python,
-            context.trial_timeout_s,
+            env=context.env,
+            python=context.python,
+            timeout_s=context.trial_timeout_s,
+            launcher=context.launcher,
         )
     except StepFailed as error:
-        context.client.set_terminated(run.info.run_id, "FAILED")
+        _track(context.launcher, sweep_tracking.close_run, uri, run_id, "FAILED", {}, {})
         return replace(trial, status="failed", seconds=time.monotonic() - started, error=str(error))
-    metric = context.client.get_run(run.info.run_id).data.metrics.get(context.settings.primary_metric)
+    metric = _track(
+        context.launcher, sweep_tracking.latest_metric, uri, run_id, context.settings.primary_metric
+    )["value"]
     seconds = time.monotonic() - started
     if metric is None:
         reason = f"the trial logged no {context.settings.primary_metric!r} (the objective's primary_metric)"
@@ -290,46 +297,77 @@ def _tell(study: optuna.Study, asked: Any, trial: Trial, goal: str) -> None:
         study.tell(asked, state=optuna.trial.TrialState.FAIL)
 
 
+def pipeline_seed(value: object) -> int:
+    """The pipeline's seed input as an integer (0 when it is absent or not a whole number)."""
+    text = str(value)
+    return int(text) if text.lstrip("-").isdigit() else 0
+
+
 def run_sweep_step(
-    spec: PipelineSpec,
     step: StepSpec,
-    values: Mapping[str, str],
-    done: Mapping[str, StepResult],
+    inputs: Mapping[str, str],
     workdir: Path,
-    env: Mapping[str, str],
-    python: str,
-    timeout_s: float,
+    *,
+    env: Mapping[str, str] | None = None,
+    python: str = sys.executable,
+    timeout_s: float = 1800,
+    launcher: Launcher | None = None,
+    seed: object = "",
     notify: Notify | None = None,
 ) -> StepResult:
-    """Run the sweep step's trials and give the step the best trial's outputs; StepFailed if none completes."""
+    """Run the sweep step's trials and give the step the best trial's outputs; StepFailed if none completes.
+
+    Like local_runner.run_step: `inputs` are the step's resolved inputs, `env` the whole environment of
+    its trials, `launcher` starts their processes (default: one warm ForkLauncher for this sweep). `seed`
+    is the pipeline's seed input, used when the spec's sampling_algorithm names none.
+    """
+    if launcher is None:
+        with ForkLauncher(python=python, log=Path(workdir) / "logs" / "forkserver.log") as own:
+            return run_sweep_step(
+                step,
+                inputs,
+                workdir,
+                env=env,
+                python=python,
+                timeout_s=timeout_s,
+                launcher=own,
+                seed=seed,
+                notify=notify,
+            )
     settings = step.sweep
     assert settings is not None, f"step {step.name!r} is not a sweep step"
+    workdir = Path(workdir).resolve()
     started = time.monotonic()
-    trial_env = dict(env)
-    client, experiment_id, parent_run_id = _mlflow(trial_env, workdir, step.name)
+    trial_env = dict(os.environ if env is None else env)
+    uri = trial_env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = trial_env.get("MLFLOW_EXPERIMENT_NAME") or "Default"
+    opened = _track(
+        launcher, sweep_tracking.open_sweep, uri, experiment, (workdir / "mlartifacts").as_uri(), step.name
+    )
     log = workdir / "logs" / f"{step.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
+    lock = threading.Lock()
 
     def say(line: str) -> None:
-        lines.append(line)
-        log.write_text("\n".join(lines) + "\n")
+        with lock:
+            lines.append(line)
+            log.write_text("\n".join(lines) + "\n")
         if notify is not None:
             notify(line)
 
     context = _Context(
-        spec=spec,
         step=step,
         settings=settings,
-        values=values,
-        done=done,
+        inputs=inputs,
         workdir=workdir,
         env=trial_env,
         python=python,
         trial_timeout_s=min(timeout_s, settings.trial_timeout_s or timeout_s),
-        client=client,
-        experiment_id=experiment_id,
-        parent_run_id=parent_run_id,
+        launcher=launcher,
+        tracking_uri=uri,
+        experiment_id=opened["experiment_id"],
+        parent_run_id=opened["run_id"],
         notify=say,
     )
     say(
@@ -341,15 +379,14 @@ def run_sweep_step(
             else ""
         )
     )
-    seed = int(values.get("seed", 0)) if str(values.get("seed", "")).lstrip("-").isdigit() else 0
     deadline = started + min(timeout_s, settings.timeout_s or timeout_s)
-    trials = _run_all(context, seed, deadline)
+    trials = _run_all(context, pipeline_seed(seed), deadline)
     best = best_trial(trials, settings.goal)
     summary = workdir / "steps" / step.name / "trials.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(json.dumps([asdict(trial) for trial in trials], indent=2) + "\n")
     if best is None:
-        client.set_terminated(parent_run_id, "FAILED")
+        _track(launcher, sweep_tracking.close_run, uri, context.parent_run_id, "FAILED", {}, {})
         errors = "; ".join(
             f"trial {t.index}: {t.error.splitlines()[0] if t.error else t.status}" for t in trials
         )
@@ -357,9 +394,15 @@ def run_sweep_step(
             step.name, 1, log, "\n".join(lines[-10:]), f"had no completed trial ({errors or 'none ran'})"
         )
     outputs = _adopt_outputs(step, best, workdir)
-    client.log_metric(parent_run_id, settings.primary_metric, float(best.metric or 0.0))
-    client.log_param(parent_run_id, "best_trial", best.index)
-    client.set_terminated(parent_run_id, "FINISHED")
+    _track(
+        launcher,
+        sweep_tracking.close_run,
+        uri,
+        context.parent_run_id,
+        "FINISHED",
+        {settings.primary_metric: float(best.metric or 0.0)},
+        {"best_trial": best.index},
+    )
     say(f"best: {summary_line(best, settings.primary_metric)}")
     return StepResult(step.name, time.monotonic() - started, outputs, log)
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from stacks.designs import DESIGNS, MANAGED_VNET_AKS_REFUSAL, design_plan
+from stacks.inference_tls import certificate_problems, hostname_problem, self_signed_pem
 from stacks.model import (
     AgentVmSettings,
     AksSettings,
     AlertSettings,
     ComputeSettings,
     DevOpsSettings,
+    InferenceTls,
     ModelRegistrySettings,
     SECRET_MASK,
     NetworkSettings,
@@ -31,6 +35,8 @@ NAMESPACE = re.compile(r"^[a-z][a-z0-9]*$")
 POSTFIX = re.compile(r"^[0-9]{1,6}$")
 SSH_KEY = re.compile(r"^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# GitHub names: owner up to 39 letters, digits or hyphens; repository up to 100 of letters, digits, . _ -.
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 DEVOPS_ORG = re.compile(r"^https://dev\.azure\.com/[A-Za-z0-9][A-Za-z0-9-]{0,48}/?$")
 SERVICE_CONNECTION_AUTHS = ("WorkloadIdentityFederation", "ServicePrincipal")
 PRIORITIES = ("Dedicated", "LowPriority")
@@ -171,9 +177,20 @@ def parse_config(
         reader.fail(
             "publicNetworkAccess", f"{environment} must not allow public network access; set it to false"
         )
-    network = _network(reader, profile.private_endpoints)
+    design = reader.choice("isolationDesign", profile.isolation_design, DESIGNS)
+    # Whether the VNET gets private endpoints is the design plan's call, which needs the AKS switch first.
+    network = _network(reader, private_endpoints=False)
     compute = _compute(reader, profile)
-    aks = _aks(reader, profile)
+    aks = _aks(reader, profile, environment, design, network)
+    plan = design_plan(
+        design,  # type: ignore[arg-type]
+        public_network_access=public,
+        aks_enabled=aks is not None,
+        managed_isolation_mode=profile.managed_network_isolation_mode,
+    )
+    shared_keys = reader.boolean("storageSharedKeyAccess", plan.storage_shared_key_default)
+    if network is not None:
+        network = dataclasses.replace(network, private_endpoints=plan.private_endpoints, design=plan.design)
     devops = _devops(reader)
     agent_vm = _agent_vm(reader, devops_enabled=devops is not None)
     retention = reader.integer("logRetentionDays", profile.log_retention_days, 30, 730)
@@ -183,6 +200,7 @@ def parse_config(
         reader, aks_enabled=aks is not None, grafana_name=_grafana_name(namespace, postfix, environment)
     )
     drift_threshold = _drift_threshold(reader)
+    github = _github_repository(reader)
     registry = _model_registry(reader, profile.owns_model_registry)
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
@@ -203,7 +221,7 @@ def parse_config(
         protect_stateful=profile.protect_stateful,
         log_retention_days=retention,  # type: ignore[arg-type]
         storage_sku=profile.storage_sku,
-        workspace_isolation_mode=profile.workspace_isolation_mode,
+        workspace_isolation_mode=plan.workspace_isolation_mode,
         network=network,  # type: ignore[arg-type]
         compute=compute,  # type: ignore[arg-type]
         aks=aks,
@@ -213,6 +231,9 @@ def parse_config(
         alerts=alerts,
         prometheus=prometheus,
         drift_threshold=drift_threshold,
+        isolation_design=plan.design,
+        storage_shared_key_access=shared_keys,
+        github_repository=github,
         model_registry=registry,
     )
 
@@ -339,13 +360,83 @@ def _compute(reader: _Reader, profile: Any) -> ComputeSettings | None:
     return ComputeSettings(vm_size, low, high, idle, priority, ssh_enabled=False)  # type: ignore[arg-type]
 
 
-def _aks(reader: _Reader, profile: Any) -> AksSettings | None:
+def _aks(
+    reader: _Reader, profile: Any, environment: str, design: str, network: NetworkSettings | None
+) -> AksSettings | None:
     enabled = reader.boolean("enableAks", True)
     vm_size = _vm_size(reader, "aksNodeVmSize")
     count = reader.integer("aksNodeCount", profile.aks_node_count, 1, 100)
-    if not enabled or count is None:
+    if enabled and design == "managedVnet":
+        reader.fail("isolationDesign", MANAGED_VNET_AKS_REFUSAL)
+    if not enabled or design == "managedVnet":
+        return None  # like the other switches: the keys of a part that is off are not read
+    tls = _inference_tls(reader, required=profile.inference_tls_required, environment=environment)
+    load_balancer_ip = _load_balancer_ip(reader, network)
+    if count is None:
         return None
-    return AksSettings(vm_size, count, private_cluster=profile.private_aks_api)
+    return AksSettings(
+        vm_size, count, private_cluster=profile.private_aks_api, tls=tls, load_balancer_ip=load_balancer_ip
+    )
+
+
+def _inference_tls(reader: _Reader, *, required: bool, environment: str) -> InferenceTls | None:
+    """TLS of the inference router (AZURE-FACTS 13): all three values or none, and all three in prod."""
+    names = ("inferenceSslCname", "inferenceSslCertPem", "inferenceSslKeyPem")
+    values = {name: reader.string(name) for name in names}
+    missing = [name for name, value in values.items() if not value]
+    if missing and (required or len(missing) < len(names)):
+        why = (
+            f"{environment} serves inference over TLS only (AZURE-FACTS 13: allowInsecureConnections is for "
+            "dev/test, and TLS needs sslCname with its certificate and key)"
+            if required
+            else "TLS needs the host name, its certificate and its key together"
+        )
+        for name in missing:
+            reader.fail(name, f"is required: {why}; set it (certificate and key with --secret)")
+        return None
+    if missing:
+        return None
+    host, cert, key = (str(values[name]) for name in names)
+    problem = hostname_problem(host)
+    if problem:
+        reader.fail("inferenceSslCname", problem)
+    elif not _offline_stand_in(reader, "inferenceSslCertPem", cert) and not _offline_stand_in(
+        reader, "inferenceSslKeyPem", key
+    ):
+        cert_problems, key_problems = certificate_problems(cert, key, host)
+        for message in cert_problems:
+            reader.fail("inferenceSslCertPem", message)
+        for message in key_problems:
+            reader.fail("inferenceSslKeyPem", message)
+    return InferenceTls(host, Secret(cert), Secret(key))
+
+
+def _offline_stand_in(reader: _Reader, name: str, value: str) -> bool:
+    # `stacks plan` cannot decrypt `secure:` values and hands the program this stand-in (stacks/plan.py);
+    # a real deployment gets the decrypted PEM, which is checked.
+    return value == f"stand-in-for-{reader.key(name)}"
+
+
+def _load_balancer_ip(reader: _Reader, network: NetworkSettings | None) -> str | None:
+    value = reader.string("inferenceLoadBalancerIp")
+    if value is None or network is None:
+        return value
+    subnet = ipaddress.IPv4Network(network.aks_subnet)
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        address = None
+    # Azure keeps the network address, the next three and the broadcast address of every subnet.
+    reserved = {subnet.network_address + offset for offset in range(4)} | {subnet.broadcast_address}
+    if address is None or address not in subnet or address in reserved:
+        reader.fail(
+            "inferenceLoadBalancerIp",
+            f"must be the IPv4 address azureml-fe got inside aksSubnet {subnet} (Azure reserves the first "
+            'four and the last address); read it with `az aks command invoke ... "kubectl get svc azureml-fe '
+            '-n azureml"`',
+        )
+        return None
+    return value
 
 
 def _devops(reader: _Reader) -> DevOpsSettings | None:
@@ -393,21 +484,10 @@ def _devops(reader: _Reader) -> DevOpsSettings | None:
 
 
 def _object_ids(reader: _Reader, name: str) -> tuple[str, ...]:
-    value = reader.raw(name)
-    if value is None:
-        return ()
-    try:
-        items = json.loads(value)
-    except json.JSONDecodeError:
-        items = None
-    if not isinstance(items, list) or not all(isinstance(item, str) and GUID.match(item) for item in items):
-        reader.fail(
-            name,
-            "must be a list of Entra object ids (GUIDs) of service principals or managed identities, e.g. "
-            f"`pulumi config set --path '{name}[0]' <object-id>`",
-        )
-        return ()
-    return tuple(items)
+    """Object ids granted a registry role: assign_role declares principalType ServicePrincipal."""
+    return _json_strings(
+        reader, name, GUID, "Entra object ids (GUIDs) of service principals or managed identities"
+    )
 
 
 def _model_registry(reader: _Reader, owner: bool) -> ModelRegistrySettings | None:
@@ -552,6 +632,18 @@ def _drift_threshold(reader: _Reader) -> float:
     return value
 
 
+def _github_repository(reader: _Reader) -> str | None:
+    repository = reader.string("githubRepository")
+    if repository is not None and not GITHUB_REPOSITORY.match(repository):
+        reader.fail(
+            "githubRepository",
+            "must be <owner>/<repository> as on github.com, e.g. contoso/aml-platform (owner up to 39 "
+            "letters, digits or hyphens; repository up to 100 letters, digits, '.', '_' or '-')",
+        )
+        return None
+    return repository
+
+
 def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) -> None:
     for problem in name_problems(names):
         reader.fail(
@@ -561,11 +653,13 @@ def _check_names(reader: _Reader, names: Any, postfix: str, environment: str) ->
         )
 
 
+EXAMPLE_SCORING_HOST = "ml-scoring.taxi.contoso.com"
 EXAMPLE_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyForTestsOnly0000000000000000000 ci@example"
 
 
 def example_values(**overrides: str | None) -> dict[str, str]:
     """A complete, valid set of raw config values with every feature on (for tests and the demo)."""
+    cert_pem, key_pem = self_signed_pem(EXAMPLE_SCORING_HOST)
     values = {
         "namespace": "taxi",
         "postfix": "001",
@@ -579,6 +673,9 @@ def example_values(**overrides: str | None) -> dict[str, str]:
         "agentSshPublicKey": EXAMPLE_SSH_KEY,
         "prodApprovers": '["4f9c2b1e-7d3a-4e8b-9c5f-1a2b3c4d5e6f"]',
         "alertEmails": '["ml-oncall@contoso.com"]',
+        "inferenceSslCname": EXAMPLE_SCORING_HOST,
+        "inferenceSslCertPem": cert_pem,
+        "inferenceSslKeyPem": key_pem,
     }
     values.update(overrides)
     return {f"{PROJECT}:{key}": value for key, value in values.items() if value is not None}

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from components.alerts import alert_cost_markdown
+from stacks.check import facts_reference_markdown
+from stacks.designs import design_diagram
 from stacks.profiles import profile_table_markdown
 from stacks.schema import config_reference_markdown
 
@@ -15,6 +17,9 @@ GENERATORS: Mapping[str, Callable[[], str]] = {
     "config": config_reference_markdown,
     "profiles": profile_table_markdown,
     "alert-costs": alert_cost_markdown,
+    "facts": facts_reference_markdown,
+    "design-customerVnet": lambda: design_diagram("customerVnet"),
+    "design-managedVnet": lambda: design_diagram("managedVnet"),
 }
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import pulumi
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 
+from stacks.arm_ids import arm_id, physical_name
 from stacks.model import SECRET_MASK
 
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000001"
@@ -19,25 +21,6 @@ TENANT_ID = "00000000-0000-0000-0000-00000000000a"
 CLIENT_ID = "00000000-0000-0000-0000-0000000000c1"
 OBJECT_ID = "00000000-0000-0000-0000-0000000000b1"
 _IDS = uuid.UUID("6f1c1d3e-9a51-4a7b-8c1e-5f3a2b7d9e10")
-
-# ARM provider namespaces of the azure-native modules the program uses (ids look like real Azure ids).
-_PROVIDER_NAMESPACES = {
-    "resources": "Microsoft.Resources",
-    "storage": "Microsoft.Storage",
-    "containerregistry": "Microsoft.ContainerRegistry",
-    "keyvault": "Microsoft.KeyVault",
-    "operationalinsights": "Microsoft.OperationalInsights",
-    "applicationinsights": "Microsoft.Insights",
-    "monitor": "Microsoft.Insights",
-    "machinelearningservices": "Microsoft.MachineLearningServices",
-    "containerservice": "Microsoft.ContainerService",
-    "kubernetesconfiguration": "Microsoft.KubernetesConfiguration",
-    "network": "Microsoft.Network",
-    "privatedns": "Microsoft.Network",
-    "compute": "Microsoft.Compute",
-    "authorization": "Microsoft.Authorization",
-    "managedidentity": "Microsoft.ManagedIdentity",
-}
 
 
 @dataclass(frozen=True)
@@ -57,6 +40,10 @@ class RecordedResource:
     secret_paths: tuple[str, ...] = ()
     hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Resource hooks bound per lifecycle event, e.g. {"after_create": ("mlops-post-deploy-dev",)}."""
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Input name -> URNs its value comes from (what CrossGuard stack policies see), non-empty ones only."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(former name, former parent URN) of each alias that renames or re-parents the resource."""
 
 
 @dataclass
@@ -95,20 +82,10 @@ class Recording:
 
 
 def fake_id(type_token: str, name: str, inputs: Mapping[str, Any]) -> str:
-    """A realistic Azure resource id (or a GUID for Azure DevOps objects) for a mocked resource."""
-    package, module, kind = (type_token.split(":") + ["", ""])[:3]
-    if package != "azure-native":
+    """The id Azure would give a mocked resource (see stacks/arm_ids.py), or a GUID for Azure DevOps objects."""
+    if not type_token.startswith("azure-native:"):
         return str(uuid.uuid5(_IDS, f"{type_token}/{name}"))
-    namespace = _PROVIDER_NAMESPACES.get(module, f"Microsoft.{module.capitalize()}")
-    group = inputs.get("resourceGroupName", "rg")
-    collection = kind[0].lower() + kind[1:]
-    # ARM pluralizes as English does: registries, not registrys.
-    collection = collection[:-1] + "ies" if collection.endswith("y") else collection + "s"
-    if module == "resources" and kind == "ResourceGroup":
-        return f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}"
-    return (
-        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{namespace}/{collection}/{name}"
-    )
+    return arm_id(type_token, name, inputs, SUBSCRIPTION_ID)
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -116,7 +93,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
-        name = _physical_name(args.typ, args.name, inputs)
+        name = physical_name(args.typ, args.name, inputs)
         resource_id = fake_id(args.typ, name, inputs)
         # Only what Azure computes comes back: echoing every input makes the SDK type-translate each one
         # again (about 40% of a plan's CPU), and the program reads no input back from a resource.
@@ -169,24 +146,6 @@ def _guid(kind: str, seed: str) -> str:
     return str(uuid.uuid5(_IDS, f"{kind}/{seed}"))
 
 
-_NAME_KEYS = {
-    "StorageAccount": "accountName",
-    "BlobServiceProperties": "accountName",
-    "VirtualMachine": "vmName",
-    "FederatedIdentityCredential": "federatedIdentityCredentialResourceName",
-    "ServiceEndpointAzureRM": "serviceEndpointName",
-}
-
-
-def _physical_name(type_token: str, logical: str, inputs: Mapping[str, Any]) -> str:
-    kind = type_token.rsplit(":", 1)[-1]
-    for key in (f"{kind[0].lower()}{kind[1:]}Name", _NAME_KEYS.get(kind, ""), "resourceName", "name"):
-        value = inputs.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return logical
-
-
 def _computed_outputs(type_token: str, seed: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Outputs the program reads that only Azure (or Azure DevOps) would compute."""
     if type_token == "azure-native:managedidentity:UserAssignedIdentity":
@@ -203,12 +162,16 @@ def _computed_outputs(type_token: str, seed: str, name: str, inputs: Mapping[str
         }
     if type_token == "azure-native:containerregistry:Registry":
         return {"loginServer": f"{name}.azurecr.io"}
+    if type_token == "azure-native:keyvault:Secret":
+        uri = f"https://{inputs.get('vaultName', 'vault')}.vault.azure.net/secrets/{name}"
+        version = _guid("secret-version", seed).replace("-", "")
+        return {"properties": {"secretUri": uri, "secretUriWithVersion": f"{uri}/{version}"}}
     if type_token == "azure-native:operationalinsights:Workspace":
         return {"customerId": _guid("customer", seed)}
     if type_token == "azure-native:containerservice:ManagedCluster":
         return {
             "identity": {
-                **dict(inputs.get("identity") or {}),
+                **_identity_output(dict(inputs.get("identity") or {}), seed),
                 "principalId": _guid("principal", seed),
                 "tenantId": TENANT_ID,
             },
@@ -255,12 +218,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def _record(request: Any, urn: str) -> RecordedResource:
     pulumi_mocks._ensure_event_loop()
-    raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
     secret_paths: list[str] = []
-    inputs = _mask(raw, "", secret_paths)
+    inputs = _inputs(request.object, "", secret_paths)
     dependencies = set(request.dependencies)
-    for deps in request.propertyDependencies.values():
-        dependencies.update(deps.urns)
+    property_dependencies = {
+        key: tuple(sorted(deps.urns))
+        for key, deps in sorted(request.propertyDependencies.items())
+        if deps.urns
+    }
+    for deps in property_dependencies.values():
+        dependencies.update(deps)
     return RecordedResource(
         urn=urn,
         type=request.type,
@@ -274,6 +241,12 @@ def _record(request: Any, urn: str) -> RecordedResource:
         provider=request.provider or None,
         secret_paths=tuple(secret_paths),
         hooks=_hooks(request),
+        property_dependencies=property_dependencies,
+        aliases=tuple(
+            (alias.spec.name, alias.spec.parentUrn)
+            for alias in request.aliases
+            if alias.HasField("spec") and alias.spec.name
+        ),
     )
 
 
@@ -291,6 +264,29 @@ def _hooks(request: Any) -> dict[str, tuple[str, ...]]:
     if not request.HasField("hooks"):
         return {}
     return {event: tuple(names) for event in _HOOK_EVENTS if (names := getattr(request.hooks, event))}
+
+
+def _inputs(value: Any, path: str, secret_paths: list[str]) -> Any:
+    """Wire inputs as plain values, each secret masked where it sits.
+
+    The SDK's deserializer lifts a nested secret to its top-level property (a secret customData hid the
+    whole osProfile); the engine keeps it where it is, so the plan masks only the secret leaf.
+    """
+    if isinstance(value, struct_pb2.Struct):
+        signature = value[rpc._special_sig_key] if rpc._special_sig_key in value else None
+        if signature == rpc._special_secret_sig:
+            secret_paths.append(path or ".")
+            return SECRET_MASK
+        if signature is not None:  # an asset, archive, resource reference or output value
+            return _mask(rpc.deserialize_property(value, keep_unknowns=True), path, secret_paths)
+        return {
+            key: _inputs(item, f"{path}.{key}" if path else key, secret_paths)
+            for key, item in value.items()
+            if item is not None
+        }
+    if isinstance(value, struct_pb2.ListValue):
+        return [_inputs(item, f"{path}[{index}]", secret_paths) for index, item in enumerate(value)]
+    return _mask(rpc.deserialize_property(value, keep_unknowns=True), path, secret_paths)
 
 
 def _mask(value: Any, path: str, secret_paths: list[str]) -> Any:

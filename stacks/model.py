@@ -8,7 +8,11 @@ from typing import Literal, Mapping
 Environment = Literal["dev", "prod"]
 ComputePriority = Literal["Dedicated", "LowPriority"]
 ServiceConnectionAuth = Literal["WorkloadIdentityFederation", "ServicePrincipal"]
-IsolationMode = Literal["AllowInternetOutbound", "AllowOnlyApprovedOutbound"]
+IsolationMode = Literal["Disabled", "AllowInternetOutbound", "AllowOnlyApprovedOutbound"]
+ManagedIsolationMode = Literal["AllowInternetOutbound", "AllowOnlyApprovedOutbound"]
+IsolationDesign = Literal["customerVnet", "managedVnet"]
+"""customerVnet: compute and AKS in our subnets (workspace isolation Disabled); managedVnet: Azure ML's own."""
+OnlineTarget = Literal["kubernetes", "managed"]
 
 SECRET_MASK = "[secret]"
 """What a secret value is shown as in errors, plans and diffs (policy/rules.py keeps an equal copy)."""
@@ -50,7 +54,10 @@ class ResourceNames:
     compute_cluster: str
     compute_identity: str
     vnet: str
+    nat_gateway: str
+    nat_public_ip: str
     aks_cluster: str
+    aks_identity: str
     aks_compute: str
     agent_vm: str
     agent_identity: str
@@ -66,7 +73,7 @@ class ResourceNames:
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """VNET address plan (CIDRs validated and non-overlapping) and private endpoint switch."""
+    """VNET address plan (CIDRs validated and non-overlapping) and the isolation design it serves."""
 
     address_space: str
     training_subnet: str
@@ -76,6 +83,7 @@ class NetworkSettings:
     aks_service_cidr: str
     aks_dns_service_ip: str
     private_endpoints: bool
+    design: IsolationDesign = "customerVnet"
 
 
 @dataclass(frozen=True)
@@ -91,12 +99,25 @@ class ComputeSettings:
 
 
 @dataclass(frozen=True)
+class InferenceTls:
+    """TLS of the AKS inference router: the host name clients use and its PEM certificate chain and key."""
+
+    ssl_cname: str
+    cert_pem: Secret
+    key_pem: Secret
+
+
+@dataclass(frozen=True)
 class AksSettings:
     """AKS inference cluster attached to the workspace."""
 
     node_vm_size: str
     node_count: int
     private_cluster: bool
+    tls: InferenceTls | None = None
+    """None serves plain HTTP on the internal load balancer (dev only)."""
+    load_balancer_ip: str | None = None
+    """The internal load balancer IP azureml-fe got, once known; the scoring DNS record points at it."""
 
 
 @dataclass(frozen=True)
@@ -184,4 +205,9 @@ class StackConfig:
     alerts: AlertSettings | None = None
     prometheus: PrometheusSettings | None = None
     drift_threshold: float = 0.1
+    isolation_design: IsolationDesign = "customerVnet"
+    storage_shared_key_access: bool = False
+    """Shared-key (account key) access on the workspace storage account (AZURE-FACTS 33: a switch)."""
+    github_repository: str | None = None
+    """GitHub <owner>/<repository> whose deploy jobs federate to the CI identity; None for none."""
     model_registry: ModelRegistrySettings | None = None

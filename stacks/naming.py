@@ -24,6 +24,8 @@ class NameRule:
 
 
 _ALNUM_HYPHEN = r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$"
+# Microsoft.Network names (NAT gateway, public IP): Learn "Naming rules and restrictions for Azure resources".
+_NETWORK_NAME = r"^[a-zA-Z0-9]([\w.-]*\w)?$"
 RULES: dict[str, NameRule] = {
     "resource_group": NameRule("resource group", r"^[-\w.()]*[-\w()]$", 1, 90, "letters, digits, -_.()"),
     "storage_account": NameRule("storage account", r"^[a-z0-9]+$", 3, 24, "lowercase letters and digits"),
@@ -41,7 +43,10 @@ RULES: dict[str, NameRule] = {
     "compute_cluster": NameRule("AML compute", r"^[a-zA-Z][a-zA-Z0-9-]*$", 2, 16, "letters, digits, hyphens"),
     "compute_identity": NameRule("managed identity", r"^[a-zA-Z0-9][\w-]*$", 3, 128, "letters, digits, _ -"),
     "vnet": NameRule("virtual network", r"^[a-zA-Z0-9][\w.-]*\w$", 2, 64, "letters, digits, _.-"),
+    "nat_gateway": NameRule("NAT gateway", _NETWORK_NAME, 1, 80, "letters, digits, _.-"),
+    "nat_public_ip": NameRule("public IP address", _NETWORK_NAME, 1, 80, "letters, digits, _.-"),
     "aks_cluster": NameRule("AKS cluster", r"^[a-zA-Z0-9][\w-]*[a-zA-Z0-9]$", 1, 63, "letters, digits, _ -"),
+    "aks_identity": NameRule("managed identity", r"^[a-zA-Z0-9][\w-]*$", 3, 128, "letters, digits, _ -"),
     "aks_compute": NameRule("AML compute", r"^[a-zA-Z][a-zA-Z0-9-]*$", 2, 16, "letters, digits, hyphens"),
     "agent_vm": NameRule(
         "Linux VM", r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$", 1, 64, "letters, digits, hyphens"
@@ -83,7 +88,10 @@ def derive_names(namespace: str, postfix: str, environment: str) -> ResourceName
         compute_cluster=COMPUTE_CLUSTER_NAME,
         compute_identity=f"id-cpu-{suffix}",
         vnet=f"vnet-{suffix}",
+        nat_gateway=f"ng-{suffix}",
+        nat_public_ip=f"pip-ng-{suffix}",
         aks_cluster=f"aks-{suffix}",
+        aks_identity=f"id-aks-{suffix}",
         aks_compute=AKS_COMPUTE_NAME,
         agent_vm=f"vm-agent-{suffix}",
         agent_identity=f"id-agent-{suffix}",

@@ -113,6 +113,9 @@ def run_plan(stack_in: StackInput) -> dict[str, Any]:
                 "provider": resource.provider,
                 "inputs": resource.inputs,
                 "dependencies": list(resource.dependencies),
+                "propertyDependencies": {
+                    key: list(urns) for key, urns in resource.property_dependencies.items()
+                },
             }
             for resource in recording.resources
         ],

@@ -8,17 +8,21 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 
 from components.common import CommonArgs
-from components.compute_cluster import ComputeCluster, ComputeClusterArgs, compute_subnet
+from components.compute_cluster import ComputeCluster, ComputeClusterArgs
 from components.container_registry import ContainerRegistry, ContainerRegistryArgs
 from components.key_vault import KeyVault, KeyVaultArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import Network, NetworkArgs
+from components.network import Network, NetworkArgs, SubnetSpec
+from components.nsg_rules import aml_compute_outbound_rules
+from components.private_endpoint import zones_for_groups
 from components.resource_group import ResourceGroup, ResourceGroupArgs
 from components.storage import StorageAccount, StorageAccountArgs
 from components.workspace import Workspace, WorkspaceArgs
+from stacks.designs import DesignPlan, plan_of
 from stacks.model import StackConfig
 
 if TYPE_CHECKING:
+    from components.ci_identity import CiIdentity
     from components.devops_agents import DevOpsAgents
 
 
@@ -26,6 +30,7 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
     """Declare the platform for `cfg` and return the stack outputs (camelCase keys, secrets as secrets)."""
     client = authorization.get_client_config_output()
     names = cfg.names
+    plan = plan_of(cfg)
     group = ResourceGroup(
         "resource-group",
         ResourceGroupArgs(
@@ -40,21 +45,8 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
         ),
     )
     diagnostics = monitoring.log_analytics_workspace_id
-    net = cfg.network
-    network = Network(
-        "network",
-        NetworkArgs(
-            common,
-            names.vnet,
-            net.address_space,
-            net.training_subnet,
-            net.aks_subnet,
-            net.agents_subnet,
-            net.private_endpoints_subnet,
-            private_endpoints=net.private_endpoints,
-        ),
-    )
-    placement = network.private_endpoint_placement() if net.private_endpoints else None
+    network = Network("network", _network_args(cfg, plan, common))
+    placement = network.private_endpoint_placement() if plan.private_endpoints else None
     storage = StorageAccount(
         "storage",
         StorageAccountArgs(
@@ -64,6 +56,8 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
             public_network_access=cfg.public_network_access,
             diagnostics_workspace_id=diagnostics,
             private_endpoint=placement,
+            private_endpoint_groups=plan.storage_endpoint_groups,
+            shared_key_access=cfg.storage_shared_key_access,
         ),
     )
     vault = KeyVault(
@@ -103,9 +97,12 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
             image_build_compute=names.compute_cluster,
             compute_identity_name=names.compute_identity,
             public_network_access=cfg.public_network_access,
-            isolation_mode=cfg.workspace_isolation_mode,
+            isolation_mode=plan.workspace_isolation_mode,
+            storage_rules=plan.managed_storage_rules,
+            provision_network_now=plan.provision_network_now,
             diagnostics_workspace_id=diagnostics,
             private_endpoint=placement,
+            storage_private_endpoint_ids=storage.private_endpoint_ids,
         ),
     )
     settings = cfg.compute
@@ -120,7 +117,7 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
             max_nodes=settings.max_nodes,
             idle_seconds_before_scale_down=settings.idle_seconds_before_scale_down,
             priority=settings.priority,
-            subnet_id=compute_subnet(cfg.workspace_isolation_mode, network.subnet_ids["training"]),
+            subnet_id=network.subnet_ids["training"] if plan.compute_in_subnet else None,
             identity_id=workspace.compute_identity_id,
             ssh_enabled=settings.ssh_enabled,
             after_deploy=_post_deploy_hook(cfg),
@@ -146,13 +143,17 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
         # Created by the post-deploy hook, not by Pulumi; named here so every consumer agrees.
         "onlineEndpointName": names.online_endpoint,
         "batchEndpointName": names.batch_endpoint,
+        **network_outputs(cfg, plan),
     }
     if cfg.model_registry is not None:
         outputs.update(_model_registry(cfg, common, client, workspace))
     if cfg.aks is not None:
         outputs.update(_inference(cfg, common, client, workspace, network, diagnostics))
+    ci = _ci_identity(cfg, common, client, group, storage, workspace, outputs)
+    if ci is not None:
+        outputs.update({"ciIdentityClientId": ci.client_id, "ciIdentityPrincipalId": ci.principal_id})
     if cfg.devops is not None:
-        outputs.update(_devops(cfg, common, client, group, network, outputs))
+        outputs.update(_devops(cfg, common, client, network, vault, ci, outputs))
     outputs.update(_observability(cfg, common, client, group, workspace, monitoring, placement, outputs))
     return outputs
 
@@ -229,8 +230,99 @@ def _observability(
 
 
 def _online_target(cfg: StackConfig) -> str:
-    """Where the hook deploys the online endpoint; the hook deploys managed online endpoints today."""
-    return "managed"
+    """Where the hook deploys the online endpoint: the design's target (the onlineTarget output)."""
+    return plan_of(cfg).online_target
+
+
+def network_outputs(cfg: StackConfig, plan: DesignPlan) -> dict[str, pulumi.Input[Any]]:
+    """The design-level outputs the post-deploy hook reads (CONTRACT.md): where to deploy and from where."""
+    tls = cfg.aks.tls if cfg.aks is not None else None
+    return {
+        "isolationDesign": plan.design,
+        "onlineTarget": plan.online_target,
+        # "Disabled": the hook's data-plane work must run inside the VNet (AZURE-FACTS 5, 32).
+        "workspacePublicNetworkAccess": "Enabled" if cfg.public_network_access else "Disabled",
+        "inferenceScoringHost": tls.ssl_cname if tls is not None else "",
+        "inferenceLoadBalancerIp": (cfg.aks.load_balancer_ip or "") if cfg.aks is not None else "",
+    }
+
+
+def _network_args(cfg: StackConfig, plan: DesignPlan, common: CommonArgs) -> NetworkArgs:
+    net, names = cfg.network, cfg.names
+    cidrs = {
+        "training": net.training_subnet,
+        "aks": net.aks_subnet,
+        "agents": net.agents_subnet,
+        "private-endpoints": net.private_endpoints_subnet,
+    }
+    subnets = {
+        role: SubnetSpec(
+            cidrs[role],
+            egress=role in plan.egress_roles,
+            security_rules=(
+                aml_compute_outbound_rules(cfg.location, net.private_endpoints_subnet)
+                if role == "training"
+                else ()
+            ),
+        )
+        for role in plan.subnet_roles
+    }
+    groups = (*plan.storage_endpoint_groups, "vault", "registry", "amlworkspace")
+    if cfg.prometheus is not None and cfg.aks is not None and not cfg.public_network_access:
+        groups = (*groups, "grafana")  # the private Grafana of _observability
+    return NetworkArgs(
+        common,
+        names.vnet,
+        net.address_space,
+        subnets,
+        nat_gateway_name=names.nat_gateway if plan.egress_roles else None,
+        nat_public_ip_name=names.nat_public_ip if plan.egress_roles else None,
+        private_dns_zones=zones_for_groups(groups) if plan.private_endpoints else (),
+    )
+
+
+def _ci_identity(
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    group: ResourceGroup,
+    storage: StorageAccount,
+    workspace: Workspace,
+    platform_outputs: dict[str, pulumi.Input[Any]],
+) -> CiIdentity | None:
+    """The identity CI deploys and runs the hook as: behind the federated service connection, or GitHub."""
+    federated = cfg.devops is not None and cfg.devops.service_connection_auth == "WorkloadIdentityFederation"
+    if not federated and cfg.github_repository is None:
+        return None
+    from components.ci_identity import CiIdentity, CiIdentityArgs
+
+    aks_cluster_id = None
+    if "aksClusterName" in platform_outputs:
+        # Built from the cluster's name output, so the role waits for the cluster to exist.
+        aks_cluster_id = pulumi.Output.concat(
+            group.resource_group_id,
+            "/providers/Microsoft.ContainerService/managedClusters/",
+            platform_outputs["aksClusterName"],
+        )
+    return CiIdentity(
+        "ci-identity",
+        CiIdentityArgs(
+            common,
+            identity_name=cfg.names.service_connection_identity,
+            subscription_id=client.subscription_id,
+            resource_group_id=group.resource_group_id,
+            resource_group_name=cfg.names.resource_group,
+            storage_account_id=storage.account_id,
+            storage_account_name=cfg.names.storage_account,
+            workspace_id=workspace.workspace_id,
+            workspace_name=cfg.names.workspace,
+            aks_cluster_id=aks_cluster_id,
+            aks_cluster_name=cfg.names.aks_cluster if aks_cluster_id is not None else None,
+            github_repository=cfg.github_repository,
+            github_environment=cfg.environment,
+            moved_from_service_connection="service-connection" if federated else None,
+        ),
+    )
 
 
 def _model_registry(
@@ -270,26 +362,38 @@ def _inference(
     network: Network,
     diagnostics: pulumi.Output[str],
 ) -> dict[str, pulumi.Input[Any]]:
-    from components.aks import AksCluster, AksClusterArgs  # deferred: AKS modules cost import time
+    from components.aks import AksCluster, AksClusterArgs, InferenceTlsArgs  # deferred: AKS costs imports
 
     aks = cfg.aks
     assert aks is not None
+    tls = (
+        InferenceTlsArgs(
+            aks.tls.ssl_cname,
+            pulumi.Output.secret(aks.tls.cert_pem.reveal()),
+            pulumi.Output.secret(aks.tls.key_pem.reveal()),
+        )
+        if aks.tls is not None
+        else None
+    )
     cluster = AksCluster(
         "aks",
         AksClusterArgs(
             common,
             cluster_name=cfg.names.aks_cluster,
+            identity_name=cfg.names.aks_identity,
             compute_name=cfg.names.aks_compute,
             subscription_id=client.subscription_id,
             workspace_name=workspace.workspace_name,
-            workspace_id=workspace.workspace_id,
             subnet_id=network.subnet_ids["aks"],
+            vnet_id=network.vnet_id,
             service_cidr=cfg.network.aks_service_cidr,
             dns_service_ip=cfg.network.aks_dns_service_ip,
             log_analytics_workspace_id=diagnostics,
             node_vm_size=aks.node_vm_size,
             node_count=aks.node_count,
             private_cluster=aks.private_cluster,
+            tls=tls,
+            load_balancer_ip=aks.load_balancer_ip,
             diagnostics_workspace_id=diagnostics,
             prometheus_metrics=cfg.prometheus is not None,
         ),
@@ -298,6 +402,8 @@ def _inference(
         "aksClusterName": cluster.cluster_name,
         "aksComputeName": cluster.compute_name,
         "aksClusterId": cluster.cluster_id,
+        "aksNodeVmSize": aks.node_vm_size,
+        "aksNodeCount": aks.node_count,
     }
 
 
@@ -305,8 +411,9 @@ def _devops(
     cfg: StackConfig,
     common: CommonArgs,
     client: pulumi.Output[Any],
-    group: ResourceGroup,
     network: Network,
+    vault: KeyVault,
+    ci: CiIdentity | None,
     platform_outputs: dict[str, pulumi.Input[Any]],
 ) -> dict[str, pulumi.Input[Any]]:
     import pulumi_azuredevops as azuredevops  # deferred: only stacks with Azure DevOps on pay its import
@@ -335,12 +442,9 @@ def _devops(
             common,
             project_id=project_id,
             connection_name=cfg.names.service_connection,
-            identity_name=cfg.names.service_connection_identity,
             subscription_id=client.subscription_id,
             subscription_name=client.subscription_id,
             tenant_id=client.tenant_id,
-            scope_id=group.resource_group_id,
-            scope_key=cfg.names.resource_group,
             auth=devops.service_connection_auth,
             service_principal_client_id=devops.service_principal_client_id,
             service_principal_secret=(
@@ -348,6 +452,8 @@ def _devops(
                 if devops.service_principal_secret is not None
                 else None
             ),
+            identity_client_id=ci.client_id if ci is not None else None,
+            identity_name=ci.identity_name if ci is not None else None,
         ),
         devops_opts,
     )
@@ -362,6 +468,8 @@ def _devops(
         "containerRegistryName",
         "containerRegistryLoginServer",
         "keyVaultName",
+        # Pipelines' credentials (AzurePipelinesCredential) name the identity their connection federates to.
+        "ciIdentityClientId",
     )
     variables = {key: platform_outputs[key] for key in variable_keys if key in platform_outputs}
     variable_group = VariableGroup(
@@ -379,12 +487,17 @@ def _devops(
         "variableGroupId": variable_group.group_id,
     }
     if cfg.agent_vm is not None:
-        outputs.update(_agent_vm(cfg, common, network, agents))
+        outputs.update(_agent_vm(cfg, common, client, network, vault, agents))
     return outputs
 
 
 def _agent_vm(
-    cfg: StackConfig, common: CommonArgs, network: Network, agents: DevOpsAgents
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    network: Network,
+    vault: KeyVault,
+    agents: DevOpsAgents,
 ) -> dict[str, pulumi.Input[Any]]:
     from components.agent_vm import AgentVm, AgentVmArgs
 
@@ -405,6 +518,8 @@ def _agent_vm(
             pool_name=agents.pool_name,
             agent_count=vm.agent_count,
             pat=pulumi.Output.secret(devops.pat.reveal()),
+            vault_name=vault.vault_name,
+            subscription_id=client.subscription_id,
         ),
     )
     return {"agentVmName": agent_vm.vm_name}

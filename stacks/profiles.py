@@ -5,19 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from stacks.model import ComputePriority, Environment, IsolationMode
+from stacks.model import ComputePriority, Environment, IsolationDesign, ManagedIsolationMode
 
 
 @dataclass(frozen=True)
 class Profile:
     """Defaults and hard requirements of one environment."""
 
+    isolation_design: IsolationDesign
     public_network_access: bool
     allow_public_network_access: bool
     protect_stateful: bool
-    private_endpoints: bool
     private_aks_api: bool
-    workspace_isolation_mode: IsolationMode
+    inference_tls_required: bool
+    managed_network_isolation_mode: ManagedIsolationMode
     storage_sku: str
     log_retention_days: int
     compute_max_nodes: int
@@ -34,14 +35,17 @@ class Profile:
 
 
 PROFILES: Mapping[Environment, Profile] = {
-    # dev: cheap and reachable — low-priority nodes that scale to zero quickly, one AKS node, public access.
+    # dev: prod's topology (customer VNet, AKS, private endpoints, NAT) so the same inference path is tested
+    # before prod, but cheap and reachable: low-priority nodes that scale to zero, one AKS node, public access,
+    # plain HTTP on the internal load balancer.
     "dev": Profile(
+        isolation_design="customerVnet",
         public_network_access=True,
         allow_public_network_access=True,
         protect_stateful=False,
-        private_endpoints=False,
         private_aks_api=False,
-        workspace_isolation_mode="AllowInternetOutbound",
+        inference_tls_required=False,
+        managed_network_isolation_mode="AllowInternetOutbound",
         storage_sku="Standard_LRS",
         log_retention_days=30,
         compute_max_nodes=2,
@@ -56,14 +60,15 @@ PROFILES: Mapping[Environment, Profile] = {
         alert_no_traffic_minutes=240,
         owns_model_registry=False,
     ),
-    # prod: the full security baseline — private endpoints, no public access, protected state, zone-redundant.
+    # prod: the full security baseline — no public access, private API server, TLS, protected state, ZRS.
     "prod": Profile(
+        isolation_design="customerVnet",
         public_network_access=False,
         allow_public_network_access=False,
         protect_stateful=True,
-        private_endpoints=True,
         private_aks_api=True,
-        workspace_isolation_mode="AllowOnlyApprovedOutbound",
+        inference_tls_required=True,
+        managed_network_isolation_mode="AllowOnlyApprovedOutbound",
         storage_sku="Standard_ZRS",
         log_retention_days=90,
         compute_max_nodes=4,

@@ -9,6 +9,8 @@ PROJECT = "aml-platform"
 ConfigType = Literal["string", "integer", "boolean", "array"]
 PROFILE = "profile"
 """Marks a default that comes from the environment profile (dev or prod) rather than one constant."""
+DESIGN = "design"
+"""Marks a default that comes from the stack's isolation design (see the README's design section)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,55 @@ KEYS: tuple[ConfigKey, ...] = (
         "grafanaAdminObjectIds", "array", "Entra object ids of users given Grafana Admin on the Grafana.", []
     ),
     ConfigKey(
+        "isolationDesign",
+        "string",
+        "Network isolation design: customerVnet (compute and AKS in our subnets, Kubernetes online "
+        "endpoints) or managedVnet (Azure ML's managed network, managed online endpoints, no AKS).",
+        PROFILE,
+    ),
+    ConfigKey(
+        "storageSharedKeyAccess",
+        "string",
+        "Shared-key (account key) access on the workspace storage account, true or false; on where AKS "
+        "serves inference (customerVnet), off otherwise (see the README's design section).",
+        DESIGN,
+    ),
+    ConfigKey(
+        "inferenceSslCname",
+        "string",
+        "Host name clients use for TLS to the AKS inference router (sslCname); required in prod with AKS. "
+        "The stack owns a private DNS zone of that exact name, linked to the VNet.",
+        None,
+    ),
+    ConfigKey(
+        "inferenceSslCertPem",
+        "string",
+        "PEM certificate chain for inferenceSslCname (no passphrase); set with --secret.",
+        None,
+        secret=True,
+    ),
+    ConfigKey(
+        "inferenceSslKeyPem",
+        "string",
+        "PEM private key of that certificate (unencrypted); set with --secret.",
+        None,
+        secret=True,
+    ),
+    ConfigKey(
+        "inferenceLoadBalancerIp",
+        "string",
+        "The internal load balancer IP that azureml-fe got in the AKS subnet, once known; the scoring DNS "
+        "record points at it (the extension cannot pin it, see the README).",
+        None,
+    ),
+    ConfigKey(
+        "githubRepository",
+        "string",
+        "GitHub <owner>/<repository> whose deploy jobs (GitHub environment named like the stack's) may sign "
+        "in as the CI identity through OIDC; unset for none.",
+        None,
+    ),
+    ConfigKey(
         "enableModelRegistry",
         "boolean",
         "Use the Azure ML registry mlr-<namespace>-<postfix> that dev and prod share for promotion; "
@@ -196,8 +247,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "modelRegistryWriters",
         "array",
-        "Prod only: object ids of the identities that run `python -m mlops promote` "
-        "(granted AzureML Registry User on the registry).",
+        "Prod only: object ids of the service principals or managed identities that run "
+        "`python -m mlops promote` (granted AzureML Registry User on the registry).",
         [],
     ),
     ConfigKey(
@@ -210,8 +261,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "modelRegistryReaders",
         "array",
-        "Prod only: object ids of other identities that read the registry, e.g. the dev "
-        "workspace's (granted Reader).",
+        "Prod only: object ids of other service principals or managed identities that read the registry, "
+        "e.g. the dev workspace's (granted Reader).",
         [],
     ),
 )
@@ -224,7 +275,7 @@ def unset_marker(key: ConfigKey) -> object:
     The CLI demands a value for every project key without a default, so optional keys carry a neutral
     default ("" or 0) that the program reads as "unset: use the environment profile".
     """
-    if key.default is PROFILE or key.default is None or key.default == "<stack>":
+    if key.default in (PROFILE, DESIGN, None, "<stack>"):
         return 0 if key.type == "integer" else ""
     return None
 
@@ -252,6 +303,8 @@ def _shown_default(key: ConfigKey) -> str:
         return "*(required)*"
     if key.default is PROFILE:
         return "profile (see below)"
+    if key.default is DESIGN:
+        return "from the isolation design"
     if key.default is None:
         return "unset"
     if key.default == "<stack>":

@@ -24,6 +24,13 @@ ROWS = 1500
 def train_locally(workdir: Path, seed: int, *, rows: int = ROWS) -> TrainingResult:
     """One pipeline run in `workdir` on generated trips (the same trips for every run of that workdir)."""
     backend = LocalBackend(workdir)
+    try:
+        return _train(backend, workdir, seed, rows)
+    finally:
+        backend.close()
+
+
+def _train(backend: LocalBackend, workdir: Path, seed: int, rows: int) -> TrainingResult:
     trips = workdir / f"taxi-{rows}.csv"
     if not trips.is_file():
         workdir.mkdir(parents=True, exist_ok=True)

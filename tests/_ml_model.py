@@ -91,3 +91,37 @@ def make_tiny_model(dest: Path, rows: int = 500, seed: int = 0) -> Path:
         metadata={"feature_bounds": {spec.name: [spec.low, spec.high] for spec in FEATURE_SPECS}},
     )
     return model_dir
+
+
+def make_pipeline_model(dest: Path, rows: int = 800, seed: int = 0) -> Path:
+    """train.py's model shape, kept small: the taxi feature step (pickled by value) + boosted trees.
+
+    Saved like make_tiny_model (dest/azureml-models/taxi-fare-model/1/model/); returns the MLmodel folder.
+    """
+    import cloudpickle
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from mlops.src import taxi_features
+
+    features = synthetic_features(rows, seed)
+    fares = synthetic_fares(features, seed)
+    model = Pipeline(
+        [
+            ("features", FunctionTransformer(taxi_features.engineer_features)),
+            ("regressor", HistGradientBoostingRegressor(max_iter=60, random_state=seed)),
+        ]
+    ).fit(features, fares)
+    cloudpickle.register_pickle_by_value(taxi_features)
+    model_dir = dest / "azureml-models" / MODEL_NAME / MODEL_VERSION / "model"
+    mlflow.sklearn.save_model(
+        model,
+        str(model_dir),
+        serialization_format="cloudpickle",
+        signature=infer_signature(features, model.predict(features)),
+        metadata={"feature_bounds": {spec.name: [spec.low, spec.high] for spec in FEATURE_SPECS}},
+    )
+    return model_dir

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from typing import Any, Callable
 
 import pytest
-import yaml
 from pulumi.runtime import rpc
+from google.protobuf import json_format
 
-from components.agent_vm import AgentInstall, AgentVm, AgentVmArgs, agent_names, render_cloud_init
-from components.aks import AksCluster, AksClusterArgs, azureml_extension_settings
+from components.aks import (
+    AksCluster,
+    AksClusterArgs,
+    InferenceTlsArgs,
+    azureml_extension_settings,
+    protected_tls_settings,
+    scoring_uri,
+)
 from components.common import BuiltInRole, CommonArgs, child_opts, merge_tags, role_assignment_name
 from components.compute_cluster import (
     ComputeCluster,
     ComputeClusterArgs,
-    compute_subnet,
     iso8601_seconds,
     remote_login_access,
 )
@@ -24,14 +30,25 @@ from components.container_registry import ContainerRegistry, ContainerRegistryAr
 from components.devops_agents import DevOpsAgents, DevOpsAgentsArgs, pool_number
 from components.key_vault import KeyVault, KeyVaultArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import Network, NetworkArgs
+from components.network import Network, NetworkArgs, SubnetSpec
+from components.nsg_rules import SecurityRule, aml_compute_outbound_rules, deny_internet_inbound
 from components.pipeline_environments import PipelineEnvironments, PipelineEnvironmentsArgs
-from components.private_endpoint import PrivateEndpointArgs, all_private_dns_zones, zones_for
+from components.private_endpoint import (
+    PrivateEndpointArgs,
+    all_private_dns_zones,
+    zones_for,
+    zones_for_groups,
+)
 from components.resource_group import ResourceGroup, ResourceGroupArgs
-from components.service_connection import ServiceConnection, ServiceConnectionArgs
 from components.storage import StorageAccount, StorageAccountArgs
 from components.variable_group import VariableGroup, VariableGroupArgs
-from components.workspace import Workspace, WorkspaceArgs, managed_network_settings, outbound_rule_name
+from components.workspace import (
+    TRAINING_PACKAGE_FEEDS,
+    Workspace,
+    WorkspaceArgs,
+    managed_network_settings,
+    outbound_rule_name,
+)
 from stacks import mockrun
 from stacks.mockrun import SECRET_MASK, RecordedResource, Recording, run_program
 
@@ -41,6 +58,8 @@ SUB = mockrun.SUBSCRIPTION_ID
 LA_ID = (
     f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.OperationalInsights/workspaces/log-test"
 )
+SUBNET = "azure-native:network:Subnet"
+NSG = "azure-native:network:NetworkSecurityGroup"
 SUBNET_ID = (
     f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
 )
@@ -59,8 +78,8 @@ def placement() -> PrivateEndpointArgs:
 def install_mock_gaps(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
     """Answer Azure DevOps' getProject (stacks/mockrun.py answers only getClientConfig) and spy on inputs.
 
-    Returns the unmasked inputs each resource reached the mocks with, by logical name: a nested secret
-    makes the whole top-level property secret in the recording, and some tests must look inside.
+    Returns the unmasked inputs each resource reached the mocks with, by logical name, for tests that must
+    look behind a masked secret.
     """
     raw_inputs: dict[str, dict] = {}
     original_call, original_new = mockrun.RecordingMocks.call, mockrun.RecordingMocks.new_resource
@@ -141,7 +160,7 @@ def test_merge_tags_overlays_extra_on_base(base: dict, extra: dict, expected: di
 @pytest.mark.parametrize(
     ("first", "second"),
     [
-        (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw1", BuiltInRole.ACR_PUSH)),
+        (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw1", BuiltInRole.READER)),
         (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st2", "mlw1", BuiltInRole.ACR_PULL)),
         (("st1", "mlw1", BuiltInRole.ACR_PULL), ("st1", "mlw2", BuiltInRole.ACR_PULL)),
         (("a|b", "c", BuiltInRole.ACR_PULL), ("a", "b|c", BuiltInRole.ACR_PULL)),
@@ -175,26 +194,43 @@ def test_resource_group_is_named_tagged_and_protected_as_asked(protect: bool) ->
     assert_children_parented(recording, component(recording, "aml-platform:core:ResourceGroup"))
 
 
-@pytest.mark.parametrize("public", [True, False])
-def test_storage_account_security_baseline(public: bool) -> None:
+@pytest.mark.parametrize(
+    ("public", "groups", "shared_keys"),
+    [
+        (True, None, False),
+        (False, ("blob", "file"), False),
+        (False, ("blob", "file", "queue", "table"), True),
+    ],
+)
+def test_storage_account_security_baseline(
+    public: bool, groups: tuple[str, ...] | None, shared_keys: bool
+) -> None:
     args = StorageAccountArgs(
         common(),
         "sttest",
         public_network_access=public,
         diagnostics_workspace_id=LA_ID,
-        private_endpoint=None if public else placement(),
+        private_endpoint=None if groups is None else placement(),
+        private_endpoint_groups=groups or ("blob", "file"),
+        shared_key_access=shared_keys,
     )
     recording = record(lambda: StorageAccount("storage", args))
     account = recording.one("azure-native:storage:StorageAccount").inputs
     assert account["accountName"] == "sttest"
     assert account["enableHttpsTrafficOnly"] is True and account["minimumTlsVersion"] == "TLS1_2"
-    assert account["allowBlobPublicAccess"] is False and account["allowSharedKeyAccess"] is False
+    assert account["allowBlobPublicAccess"] is False and account["allowSharedKeyAccess"] is shared_keys
     assert account["publicNetworkAccess"] == ("Enabled" if public else "Disabled")
+    # Trusted Azure services may pass the firewall (how-to-secure-kubernetes-inferencing-environment.md).
+    assert account["networkRuleSet"]["bypass"] == "AzureServices"
     blob = recording.one("azure-native:storage:BlobServiceProperties").inputs
     assert blob["deleteRetentionPolicy"]["enabled"] and blob["containerDeleteRetentionPolicy"]["enabled"]
     endpoints = recording.of_type("azure-native:network:PrivateEndpoint")
-    groups = sorted(e.inputs["privateLinkServiceConnections"][0]["groupIds"][0] for e in endpoints)
-    assert groups == ([] if public else ["blob", "file"])
+    found = sorted(e.inputs["privateLinkServiceConnections"][0]["groupIds"][0] for e in endpoints)
+    assert found == sorted(groups or ())
+    zone_groups = recording.of_type("azure-native:network:PrivateDnsZoneGroup")
+    assert sorted(z.inputs["privateDnsZoneConfigs"][0]["privateDnsZoneId"] for z in zone_groups) == sorted(
+        f"/zones/privatelink.{group}.core.windows.net" for group in groups or ()
+    )
     assert diagnostics_targets(recording) == [LA_ID, LA_ID]
     for setting in recording.of_type("azure-native:monitor:DiagnosticSetting"):
         # Storage refuses the "AllMetrics" category that other resource types take.
@@ -215,6 +251,8 @@ def test_container_registry_admin_off_and_premium_only_when_private(
     registry = recording.one("azure-native:containerregistry:Registry").inputs
     assert registry["adminUserEnabled"] is False and registry["sku"] == {"name": sku}
     assert registry["publicNetworkAccess"] == ("Enabled" if public else "Disabled")
+    # The trusted-services exception image builds and AML need on a private registry (AZURE-FACTS 24).
+    assert registry["networkRuleBypassOptions"] == "AzureServices"
     assert len(recording.of_type("azure-native:network:PrivateEndpoint")) == (1 if endpoint else 0)
 
 
@@ -258,48 +296,153 @@ def test_monitoring_app_insights_is_workspace_based_and_its_connection_string_se
 
 # ---- network ------------------------------------------------------------------------------------
 
+STORAGE_ZONES = tuple(f"privatelink.{group}.core.windows.net" for group in ("blob", "file", "queue", "table"))
 
-def network_args(private_endpoints: bool) -> NetworkArgs:
+
+def network_args(zones: tuple[str, ...] = STORAGE_ZONES, egress: bool = True) -> NetworkArgs:
+    rules = aml_compute_outbound_rules("westeurope", "10.10.3.0/24")
     return NetworkArgs(
         common(),
         "vnet-test",
         "10.10.0.0/16",
-        "10.10.1.0/24",
-        "10.10.16.0/20",
-        "10.10.2.0/24",
-        "10.10.3.0/24",
-        private_endpoints=private_endpoints,
+        {
+            "training": SubnetSpec("10.10.1.0/24", egress=egress, security_rules=rules),
+            "aks": SubnetSpec("10.10.16.0/20", egress=egress),
+            "agents": SubnetSpec("10.10.2.0/24", egress=egress),
+            "private-endpoints": SubnetSpec("10.10.3.0/24"),
+        },
+        nat_gateway_name="ng-test" if egress else None,
+        nat_public_ip_name="pip-ng-test" if egress else None,
+        private_dns_zones=zones,
     )
 
 
-@pytest.mark.parametrize("private_endpoints", [True, False])
-def test_network_subnets_each_behind_an_nsg_and_dns_zones_only_with_private_endpoints(
-    private_endpoints: bool,
-) -> None:
-    recording = record(lambda: Network("network", network_args(private_endpoints)))
+def nsg_id(name: str) -> str:
+    return (
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/{name}"
+    )
+
+
+@pytest.mark.parametrize("zones", [STORAGE_ZONES, ()])
+def test_network_subnets_each_behind_an_nsg_and_dns_zones_as_listed(zones: tuple[str, ...]) -> None:
+    recording = record(lambda: Network("network", network_args(zones)))
     subnets = recording.of_type("azure-native:network:Subnet")
     nsgs = recording.of_type("azure-native:network:NetworkSecurityGroup")
-    assert sorted(s.inputs["subnetName"] for s in subnets) == [
-        "snet-agents",
-        "snet-aks",
-        "snet-private-endpoints",
+    assert [s.inputs["subnetName"] for s in subnets] == [
         "snet-training",
+        "snet-aks",
+        "snet-agents",
+        "snet-private-endpoints",
     ]
-    nsg_ids = {
-        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/"
-        f"{n.inputs['networkSecurityGroupName']}"
-        for n in nsgs
+    assert {s.inputs["networkSecurityGroup"]["id"] for s in subnets} == {
+        nsg_id(n.inputs["networkSecurityGroupName"]) for n in nsgs
     }
-    assert {s.inputs["networkSecurityGroup"]["id"] for s in subnets} == nsg_ids
     assert all(s.inputs["defaultOutboundAccess"] is False for s in subnets)
+    # Azure ML compute and AKS refuse delegated subnets (how-to-secure-training-vnet.md, Prerequisites).
+    assert all("delegations" not in s.inputs for s in subnets)
     # One subnet write at a time: each subnet after the first depends on the previous one.
     for previous, current in zip(subnets, subnets[1:]):
         assert previous.urn in current.dependencies
-    zones = recording.of_type("azure-native:privatedns:PrivateZone")
+    found = recording.of_type("azure-native:privatedns:PrivateZone")
     links = recording.of_type("azure-native:privatedns:VirtualNetworkLink")
-    expected = sorted(all_private_dns_zones()) if private_endpoints else []
-    assert sorted(z.inputs["privateZoneName"] for z in zones) == expected and len(links) == len(expected)
+    assert [z.inputs["privateZoneName"] for z in found] == list(zones) and len(links) == len(zones)
+    vnet = recording.one("azure-native:network:VirtualNetwork")
+    assert all(link.inputs["virtualNetwork"]["id"] == vnet_id_of(vnet) for link in links)
+    assert all(link.inputs["registrationEnabled"] is False for link in links)
     assert_children_parented(recording, component(recording, "aml-platform:network:Network"))
+
+
+def vnet_id_of(vnet: RecordedResource) -> str:
+    name = vnet.inputs["virtualNetworkName"]
+    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/{name}"
+
+
+def test_machine_subnets_egress_through_one_nat_gateway_with_a_standard_static_ip() -> None:
+    recording = record(lambda: Network("network", network_args()))
+    gateway = recording.one("azure-native:network:NatGateway")
+    public_ip = recording.one("azure-native:network:PublicIPAddress")
+    assert gateway.inputs["sku"] == {"name": "Standard"} and gateway.inputs["natGatewayName"] == "ng-test"
+    assert public_ip.inputs["sku"]["name"] == "Standard"
+    assert public_ip.inputs["publicIPAllocationMethod"] == "Static"
+    assert public_ip.urn in gateway.dependencies
+    gateway_id = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/natGateways/ng-test"
+    by_role = {s.inputs["subnetName"].removeprefix("snet-"): s for s in recording.of_type(SUBNET)}
+    assert {role: s.inputs.get("natGateway") for role, s in by_role.items()} == {
+        "training": {"id": gateway_id},
+        "aks": {"id": gateway_id},
+        "agents": {"id": gateway_id},
+        "private-endpoints": None,
+    }
+    assert all(gateway.urn in by_role[role].dependencies for role in ("training", "aks", "agents"))
+
+
+def test_network_without_egress_declares_no_nat_gateway() -> None:
+    recording = record(lambda: Network("network", network_args(egress=False)))
+    assert recording.of_type("azure-native:network:NatGateway") == []
+    assert recording.of_type("azure-native:network:PublicIPAddress") == []
+    assert all("natGateway" not in s.inputs for s in recording.of_type(SUBNET))
+
+
+def test_training_nsg_carries_the_compute_outbound_rules_above_the_inbound_deny() -> None:
+    recording = record(lambda: Network("network", network_args()))
+    nsgs = {n.inputs["networkSecurityGroupName"]: n for n in recording.of_type(NSG)}
+    training = nsgs["nsg-training-test"].inputs["securityRules"]
+    assert [r["name"] for r in training] == [
+        "allow-azureml-tcp",
+        "allow-azureml-udp",
+        "allow-batch-node-management",
+        "allow-batch-storage",
+        "allow-storage-smb",
+        "deny-internet-inbound",
+    ]
+    tcp = training[0]
+    assert tcp["destinationPortRanges"] == ["443", "8787", "18881"] and "destinationPortRange" not in tcp
+    assert training[1]["destinationPortRange"] == "5831" and "destinationPortRanges" not in training[1]
+    assert {r["direction"] for r in training[:-1]} == {"Outbound"}
+    # No subnet denies outbound internet: package feeds are reached through the NAT gateway.
+    for nsg in nsgs.values():
+        rules = nsg.inputs["securityRules"]
+        assert not [r for r in rules if r["direction"] == "Outbound" and r["access"] == "Deny"]
+        assert rules[-1]["name"] == "deny-internet-inbound"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"nat_gateway_name": None}, "egress through a NAT gateway"),
+        ({"nat_public_ip_name": None}, "egress through a NAT gateway"),
+    ],
+)
+def test_network_args_refuse_egress_without_a_named_nat_gateway(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(network_args(), **overrides)
+
+
+def test_network_args_refuse_dns_zones_without_an_endpoint_subnet() -> None:
+    args = network_args()
+    subnets = {role: spec for role, spec in args.subnets.items() if role != "private-endpoints"}
+    with pytest.raises(ValueError, match="'private-endpoints' subnet"):
+        dataclasses.replace(args, subnets=subnets)
+
+
+@pytest.mark.parametrize(("priority", "valid"), [(99, False), (100, True), (4096, True), (4097, False)])
+def test_security_rule_priority_boundaries(priority: int, valid: bool) -> None:
+    def build() -> SecurityRule:
+        return SecurityRule("r", priority, "Outbound", "Allow", "Tcp", "Storage", ("443",))
+
+    if valid:
+        assert build().priority == priority
+    else:
+        with pytest.raises(ValueError, match="outside Azure's 100-4096"):
+            build()
+
+
+def test_compute_outbound_rules_are_ordered_above_any_later_deny() -> None:
+    rules = aml_compute_outbound_rules("westeurope", "10.10.3.0/24")
+    priorities = [rule.priority for rule in rules]
+    assert priorities == sorted(set(priorities)) and max(priorities) < deny_internet_inbound().priority
+    assert all(rule.access == "Allow" and rule.direction == "Outbound" for rule in rules)
+    assert rules[-1].destination == "10.10.3.0/24" and rules[-1].ports == ("445",)
 
 
 @pytest.mark.parametrize(
@@ -314,22 +457,35 @@ def test_zones_for_known_group_ids(group_id: str, zones: tuple[str, ...]) -> Non
 
 
 def test_zones_for_unknown_group_id_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="'queue'.*blob"):
-        zones_for("queue")
+    with pytest.raises(ValueError, match="'dfs'.*blob"):
+        zones_for("dfs")
+
+
+def test_zones_for_groups_lists_each_zone_once_in_first_use_order() -> None:
+    assert zones_for_groups(["queue", "blob", "queue", "amlworkspace"]) == (
+        "privatelink.queue.core.windows.net",
+        "privatelink.blob.core.windows.net",
+        "privatelink.api.azureml.ms",
+        "privatelink.notebooks.azure.net",
+    )
 
 
 # ---- workspace and compute ----------------------------------------------------------------------
 
 
-def workspace_args(prod: bool) -> WorkspaceArgs:
-    def rid(kind: str, name: str) -> str:
-        return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{kind}/{name}"
+def rid(kind: str, name: str) -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{kind}/{name}"
 
+
+STORAGE_ID = rid("Microsoft.Storage/storageAccounts", "sttest")
+
+
+def workspace_args(prod: bool, isolation_mode: str = "Disabled", **overrides: Any) -> WorkspaceArgs:
     return WorkspaceArgs(
         common(prod),
         "mlw-test",
         subscription_id=SUB,
-        storage_account_id=rid("Microsoft.Storage/storageAccounts", "sttest"),
+        storage_account_id=STORAGE_ID,
         storage_account_name="sttest",
         key_vault_id=rid("Microsoft.KeyVault/vaults", "kv-test"),
         key_vault_name="kv-test",
@@ -339,9 +495,10 @@ def workspace_args(prod: bool) -> WorkspaceArgs:
         image_build_compute="cpu-cluster",
         compute_identity_name="id-cpu-test",
         public_network_access=not prod,
-        isolation_mode="AllowOnlyApprovedOutbound" if prod else "AllowInternetOutbound",
+        isolation_mode=isolation_mode,
         diagnostics_workspace_id=LA_ID,
         private_endpoint=placement() if prod else None,
+        **overrides,
     )
 
 
@@ -359,12 +516,9 @@ def test_workspace_wiring_and_settings(prod: bool) -> None:
     assert inputs["identity"] == {"type": "SystemAssigned"} and inputs["v1LegacyMode"] is False
     assert inputs["systemDatastoresAuthMode"] == "identity" and inputs["imageBuildCompute"] == "cpu-cluster"
     assert inputs["publicNetworkAccess"] == ("Disabled" if prod else "Enabled")
-    network = inputs["managedNetwork"]
-    assert network["isolationMode"] == args.isolation_mode
-    destinations = {rule["destination"] for rule in (network.get("outboundRules") or {}).values()}
-    assert (
-        {"pypi.org", "files.pythonhosted.org", "conda.anaconda.org", "*.anaconda.org"} <= destinations
-    ) is prod
+    # Customer VNet design: no managed network, so nothing to provision with the workspace.
+    assert inputs["managedNetwork"]["isolationMode"] == "Disabled"
+    assert "outboundRules" not in inputs["managedNetwork"] and "provisionNetworkNow" not in inputs
     assert (workspace.protect, workspace.retain_on_delete) == (prod, prod)
     endpoints = recording.of_type("azure-native:network:PrivateEndpoint")
     assert [e.inputs["privateLinkServiceConnections"][0]["groupIds"] for e in endpoints] == (
@@ -373,37 +527,32 @@ def test_workspace_wiring_and_settings(prod: bool) -> None:
     assert_children_parented(recording, component(recording, "aml-platform:ml:Workspace"))
 
 
-def test_workspace_grants_least_roles_to_its_identity_and_the_compute_identity() -> None:
-    recording = record(lambda: Workspace("workspace", workspace_args(False)))
-    assignments = recording.of_type("azure-native:authorization:RoleAssignment")
-    identity = recording.one("azure-native:managedidentity:UserAssignedIdentity")
-    workspace = recording.one("azure-native:machinelearningservices:Workspace")
-    by_principal: dict[str, set[tuple[str, str]]] = {}
-    for assignment in assignments:
-        principal = "compute" if identity.urn in assignment.dependencies else "workspace"
-        assert workspace.urn in assignment.dependencies or principal == "compute"
-        role = assignment.inputs["roleDefinitionId"].rsplit("/", 1)[-1]
-        scope = assignment.inputs["scope"].rsplit("/", 1)[-1]
-        by_principal.setdefault(principal, set()).add((role, scope))
-    assert by_principal == {
-        "workspace": {
-            (BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.KEY_VAULT_ADMINISTRATOR, "kv-test"),
-            (BuiltInRole.ACR_PUSH, "crtest"),
+def test_managed_vnet_workspace_is_provisioned_at_create_with_feed_and_batch_rules() -> None:
+    args = workspace_args(
+        True, "AllowOnlyApprovedOutbound", storage_rules=("queue", "table"), provision_network_now=True
+    )
+    recording = record(lambda: Workspace("workspace", args))
+    inputs = recording.one("azure-native:machinelearningservices:Workspace").inputs
+    assert inputs["provisionNetworkNow"] is True
+    network = inputs["managedNetwork"]
+    assert network["isolationMode"] == "AllowOnlyApprovedOutbound"
+    rules = network["outboundRules"]
+    fqdn = {rule["destination"] for rule in rules.values() if rule["type"] == "FQDN"}
+    assert fqdn == set(TRAINING_PACKAGE_FEEDS)
+    endpoints = {name: rule for name, rule in rules.items() if rule["type"] == "PrivateEndpoint"}
+    assert {name: rule["destination"] for name, rule in endpoints.items()} == {
+        "allow-storage-queue": {
+            "serviceResourceId": STORAGE_ID,
+            "subresourceTarget": "queue",
+            "sparkEnabled": False,
         },
-        "compute": {
-            (BuiltInRole.STORAGE_BLOB_DATA_CONTRIBUTOR, "sttest"),
-            (BuiltInRole.KEY_VAULT_SECRETS_USER, "kv-test"),
-            (BuiltInRole.ACR_PULL, "crtest"),
-            (BuiltInRole.AZUREML_DATA_SCIENTIST, "mlw-test"),
+        "allow-storage-table": {
+            "serviceResourceId": STORAGE_ID,
+            "subresourceTarget": "table",
+            "sparkEnabled": False,
         },
     }
-    names = [a.inputs["roleAssignmentName"] for a in assignments]
-    assert len(set(names)) == len(names) == 8
-    assert all(
-        a.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUB}/providers/") for a in assignments
-    )
+    assert {rule["category"] for rule in rules.values()} == {"UserDefined"}
 
 
 @pytest.mark.parametrize(
@@ -424,10 +573,43 @@ def test_outbound_rule_name_rejects_non_host_names(fqdn: str) -> None:
         outbound_rule_name(fqdn)
 
 
-def test_managed_network_has_rules_only_when_outbound_needs_approval() -> None:
-    assert managed_network_settings("AllowInternetOutbound", ("pypi.org",)).outbound_rules is None
-    rules = managed_network_settings("AllowOnlyApprovedOutbound", ("pypi.org",)).outbound_rules
-    assert list(rules or {}) == ["allow-pypi-org"]
+@pytest.mark.parametrize(
+    ("mode", "storage_rules", "fqdn_rules", "endpoint_rules"),
+    [
+        ("Disabled", (), [], []),
+        ("AllowInternetOutbound", (), [], []),
+        ("AllowInternetOutbound", ("queue",), [], ["allow-storage-queue"]),
+        ("AllowOnlyApprovedOutbound", (), ["allow-pypi-org"], []),
+        (
+            "AllowOnlyApprovedOutbound",
+            ("queue", "table"),
+            ["allow-pypi-org"],
+            ["allow-storage-queue", "allow-storage-table"],
+        ),
+    ],
+)
+def test_managed_network_rules_follow_the_isolation_mode(
+    mode: str, storage_rules: tuple[str, ...], fqdn_rules: list[str], endpoint_rules: list[str]
+) -> None:
+    settings = managed_network_settings(mode, ("pypi.org",), STORAGE_ID, storage_rules)
+    assert settings.isolation_mode == mode
+    rules = settings.outbound_rules or {}
+    assert [name for name, rule in rules.items() if rule.type == "FQDN"] == fqdn_rules
+    assert [name for name, rule in rules.items() if rule.type == "PrivateEndpoint"] == endpoint_rules
+
+
+@pytest.mark.parametrize(
+    ("mode", "storage_id", "message"),
+    [
+        ("Disabled", STORAGE_ID, "takes no outbound rules"),
+        ("AllowInternetOutbound", None, "storage account id"),
+    ],
+)
+def test_managed_network_refuses_rules_it_cannot_carry(
+    mode: str, storage_id: str | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        managed_network_settings(mode, (), storage_id, ("queue",))
 
 
 @pytest.mark.parametrize(("seconds", "duration"), [(0, "PT0S"), (120, "PT120S"), (1800, "PT1800S")])
@@ -438,14 +620,6 @@ def test_iso8601_seconds(seconds: int, duration: str) -> None:
 def test_iso8601_seconds_rejects_negative() -> None:
     with pytest.raises(ValueError, match="-5"):
         iso8601_seconds(-5)
-
-
-@pytest.mark.parametrize(
-    ("mode", "subnet"),
-    [("Disabled", SUBNET_ID), ("AllowInternetOutbound", None), ("AllowOnlyApprovedOutbound", None)],
-)
-def test_compute_subnet_only_without_a_managed_network(mode: str, subnet: str | None) -> None:
-    assert compute_subnet(mode, SUBNET_ID) == subnet
 
 
 @pytest.mark.parametrize(("ssh", "access"), [(True, "NotSpecified"), (False, "Disabled")])
@@ -481,127 +655,170 @@ def test_compute_cluster_attached_to_workspace_without_public_ip(ssh: bool, acce
 
 # ---- AKS ----------------------------------------------------------------------------------------
 
+AKS_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerService/managedClusters/aks-test"
+)
+VNET_ID = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/virtualNetworks/vnet-test"
 
-@pytest.mark.parametrize(("tls", "insecure"), [(None, "True"), ("inference-tls", "False")])
-def test_azureml_extension_settings_use_an_internal_load_balancer(tls: str | None, insecure: str) -> None:
-    settings = azureml_extension_settings(tls)
+
+@pytest.mark.parametrize(
+    ("nodes", "ha", "purpose"), [(1, "False", "DevTest"), (2, "False", "DevTest"), (3, "True", "FastProd")]
+)
+def test_azureml_extension_router_ha_only_with_three_nodes(nodes: int, ha: str, purpose: str) -> None:
+    settings = azureml_extension_settings(AKS_ID, "aks-test", "westeurope", nodes, None)
+    assert (settings["inferenceRouterHA"], settings["clusterPurpose"]) == (ha, purpose)
+
+
+@pytest.mark.parametrize(("host", "insecure"), [(None, "True"), ("ml.contoso.com", "False")])
+def test_azureml_extension_settings_carry_what_the_cli_derives(host: str | None, insecure: str) -> None:
+    settings = azureml_extension_settings(AKS_ID, "aks-test", "westeurope", 3, host)
+    assert settings["enableInference"] == "True" and settings["enableTraining"] == "False"
     assert settings["inferenceRouterServiceType"] == "loadBalancer"
     assert settings["internalLoadBalancerProvider"] == "azure"
-    assert settings["allowInsecureConnections"] == insecure and settings.get("sslSecret") == tls
+    assert settings["scoringFe.serviceType.internalLoadBalancer"] == "true"
+    assert settings["allowInsecureConnections"] == insecure and settings.get("sslCname") == host
+    assert settings["cluster_name"] == settings["clusterId"] == AKS_ID
+    assert settings["prometheus.prometheusSpec.externalLabels.cluster_name"] == AKS_ID
+    assert settings["cluster_name_friendly"] == "aks-test"
+    assert settings["location"] == settings["jobSchedulerLocation"] == "westeurope"
+    assert settings["domain"] == "westeurope.cloudapp.azure.com"
+    assert (settings["relayserver.enabled"], settings["servicebus.enabled"]) == ("false", "false")
+    assert settings["nginxIngress.enabled"] == "true"
+    assert "sslSecret" not in settings and "scoringFe.sslCert" not in settings
 
 
-@pytest.mark.parametrize("private", [True, False])
-def test_aks_cluster_secured_extended_and_attached_to_the_workspace(private: bool) -> None:
-    args = AksClusterArgs(
-        common(),
+def test_protected_tls_settings_are_the_base64_pem_files() -> None:
+    settings = protected_tls_settings("-----BEGIN CERTIFICATE-----\nc\n", "-----BEGIN PRIVATE KEY-----\nk\n")
+    assert set(settings) == {"scoringFe.sslCert", "scoringFe.sslKey"}
+    assert base64.b64decode(settings["scoringFe.sslCert"]).decode() == "-----BEGIN CERTIFICATE-----\nc\n"
+    assert base64.b64decode(settings["scoringFe.sslKey"]).decode() == "-----BEGIN PRIVATE KEY-----\nk\n"
+
+
+def test_scoring_uri_follows_the_kubernetes_endpoint_shape() -> None:
+    assert scoring_uri("ml.contoso.com", "ep-taxi") == "https://ml.contoso.com/api/v1/endpoint/ep-taxi/score"
+
+
+def aks_args(private: bool = False, **overrides: Any) -> AksClusterArgs:
+    values: dict[str, Any] = dict(
+        common=common(),
         cluster_name="aks-test",
+        identity_name="id-aks-test",
         compute_name="aks-inference",
         subscription_id=SUB,
         workspace_name="mlw-test",
-        workspace_id="/workspaces/mlw-test",
         subnet_id=SUBNET_ID,
+        vnet_id=VNET_ID,
         service_cidr="10.100.0.0/16",
         dns_service_ip="10.100.0.10",
         log_analytics_workspace_id=LA_ID,
         private_cluster=private,
         diagnostics_workspace_id=LA_ID,
     )
-    recording = record(lambda: AksCluster("aks", args))
+    values.update(overrides)
+    return AksClusterArgs(**values)
+
+
+@pytest.fixture
+def resource_options(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """replaceOnChanges, deleteBeforeReplace and the replacement trigger of each registration, by logical name
+    (options the recording does not keep)."""
+    seen: dict[str, Any] = {}
+    original = mockrun._record
+
+    def spy(request: Any, urn: str) -> RecordedResource:
+        trigger = (
+            json_format.MessageToDict(request.replacement_trigger)
+            if request.HasField("replacement_trigger")
+            else None
+        )
+        seen[request.name] = (tuple(request.replaceOnChanges), bool(request.deleteBeforeReplace), trigger)
+        return original(request, urn)
+
+    monkeypatch.setattr(mockrun, "_record", spy)
+    return seen
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_aks_cluster_secured_extended_and_attached_to_the_workspace(
+    private: bool, resource_options: dict[str, Any]
+) -> None:
+    recording = record(lambda: AksCluster("aks", aks_args(private)))
     cluster = recording.one("azure-native:containerservice:ManagedCluster")
+    identity = recording.one("azure-native:managedidentity:UserAssignedIdentity")
     inputs = cluster.inputs
-    assert inputs["identity"] == {"type": "SystemAssigned"} and inputs["disableLocalAccounts"] is True
+    identity_id = mockrun.fake_id(identity.type, identity.inputs["resourceName"], identity.inputs)
+    assert inputs["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity_id]}
+    # Local accounts stay on for the Azure ML extension (AZURE-FACTS 11); access is Entra ID + Azure RBAC.
+    assert inputs["disableLocalAccounts"] is False
     assert inputs["aadProfile"] == {"managed": True, "enableAzureRBAC": True}
     assert inputs["networkProfile"]["networkPolicy"] == "azure"
-    assert inputs["apiServerAccessProfile"]["enablePrivateCluster"] is private
+    assert inputs["networkProfile"]["outboundType"] == "userAssignedNATGateway"
+    access = inputs["apiServerAccessProfile"]
+    assert access["enablePrivateCluster"] is private
+    assert access.get("enablePrivateClusterPublicFQDN") is (False if private else None)
     assert inputs["agentPoolProfiles"][0]["vnetSubnetID"] == SUBNET_ID
-    assert inputs["addonProfiles"]["omsagent"]["config"]["logAnalyticsWorkspaceResourceID"] == LA_ID
+    assert inputs["agentPoolProfiles"][0]["enableNodePublicIP"] is False
+    network_role = recording.one("azure-native:authorization:RoleAssignment")
+    assert network_role.inputs["scope"] == SUBNET_ID
+    assert network_role.inputs["roleDefinitionId"].endswith(BuiltInRole.NETWORK_CONTRIBUTOR)
+    assert identity.urn in network_role.dependencies and network_role.urn in cluster.dependencies
     extension = recording.one("azure-native:kubernetesconfiguration:Extension")
     assert extension.inputs["extensionType"] == "Microsoft.AzureML.Kubernetes"
+    assert extension.inputs["scope"] == {"cluster": {"releaseNamespace": "azureml"}}
     assert extension.inputs["clusterName"] == "aks-test" and cluster.urn in extension.dependencies
+    assert extension.inputs["configurationSettings"]["clusterId"] == AKS_ID
+    assert extension.inputs["configurationSettings"]["allowInsecureConnections"] == "True"
+    assert "configurationProtectedSettings" not in extension.inputs
+    # Trusted Access is only for local accounts off, IP ranges or a public FQDN (AZURE-FACTS 27): none here.
+    assert recording.of_type("azure-native:containerservice:TrustedAccessRoleBinding") == []
     attach = recording.one("azure-native:machinelearningservices:Compute")
     assert attach.inputs["properties"]["computeType"] == "Kubernetes"
-    assert attach.inputs["properties"]["resourceId"].endswith("/managedClusters/aks-test")
+    assert attach.inputs["properties"]["resourceId"] == AKS_ID
     assert attach.inputs["workspaceName"] == "mlw-test" and extension.urn in attach.dependencies
-    binding = recording.one("azure-native:containerservice:TrustedAccessRoleBinding").inputs
-    assert binding["sourceResourceId"] == "/workspaces/mlw-test"
-    network_role = recording.one("azure-native:authorization:RoleAssignment").inputs
-    assert network_role["scope"] == SUBNET_ID and network_role["roleDefinitionId"].endswith(
-        BuiltInRole.NETWORK_CONTRIBUTOR
-    )
+    replace_on_changes, delete_first, trigger = resource_options[attach.name]
+    assert (replace_on_changes, delete_first) == (("*",), True)
+    # A changed extension configuration re-attaches the compute.
+    assert trigger == extension.inputs["configurationSettings"]
+    assert recording.of_type("azure-native:privatedns:PrivateZone") == []
     assert diagnostics_targets(recording) == [LA_ID]
     assert_children_parented(recording, component(recording, "aml-platform:inference:AksCluster"))
 
 
-# ---- agent VM -----------------------------------------------------------------------------------
-
-INSTALL = AgentInstall(org_url="https://dev.azure.com/contoso", pool_name="pool-test", agent_count=3)
+CERT, KEY = "-----BEGIN CERTIFICATE-----\ncert\n", "-----BEGIN PRIVATE KEY-----\nkey\n"
 
 
-@pytest.mark.parametrize(("count", "names"), [(1, ["vm-1"]), (3, ["vm-1", "vm-2", "vm-3"])])
-def test_agent_names(count: int, names: list[str]) -> None:
-    assert agent_names("vm", count) == names
-
-
-def test_agent_names_rejects_zero_agents() -> None:
-    with pytest.raises(ValueError, match="agent_count.*got 0"):
-        agent_names("vm", 0)
-
-
-def test_cloud_init_installs_every_agent_into_the_pool_and_shreds_the_token() -> None:
-    rendered = render_cloud_init("vm-agent", INSTALL, "pat-'quoted' value")
-    document = yaml.safe_load(rendered)
-    assert rendered.startswith("#cloud-config\n")
-    script = document["write_files"][0]
-    assert script["permissions"] == "0700" and script["owner"] == "root:root"
-    assert document["runcmd"] == [["bash", script["path"]], ["shred", "-u", script["path"]]]
-    content = script["content"]
-    for name in agent_names("vm-agent", 3):
-        assert f"install_agent {name.rsplit('-', 1)[1]} {name}\n" in content
-    assert "AZP_POOL=pool-test\n" in content and "AZP_URL=https://dev.azure.com/contoso\n" in content
-    assert content.count("pat-") == 1 and "'pat-'\"'\"'quoted'\"'\"' value'" in content
-    assert '--auth pat --token "$AZP_TOKEN"' in content
-
-
-def test_agent_vm_ssh_key_only_no_public_ip_and_secret_custom_data(mock_gaps: dict[str, dict]) -> None:
+@pytest.mark.parametrize("ip", [None, "10.10.16.50"])
+def test_aks_with_tls_sends_the_pems_as_secret_protected_settings_and_owns_the_scoring_dns(
+    ip: str | None, mock_gaps: dict[str, dict]
+) -> None:
     import pulumi
 
-    args = AgentVmArgs(
-        common(),
-        vm_name="vm-agent",
-        identity_name="id-agent",
-        subnet_id=SUBNET_ID,
-        vm_size="Standard_B2s",
-        admin_username="azureuser",
-        ssh_public_key="ssh-ed25519 AAAA test",
-        org_url=INSTALL.org_url,
-        pool_name=INSTALL.pool_name,
-        agent_count=INSTALL.agent_count,
-        pat=pulumi.Output.secret("pat-value"),
-    )
-    recording = record(lambda: AgentVm("agent", args))
-    nic = recording.one("azure-native:network:NetworkInterface").inputs
-    assert "publicIPAddress" not in nic["ipConfigurations"][0]
-    vm = recording.one("azure-native:compute:VirtualMachine")
-    # The secret custom data makes the whole osProfile secret on the wire; read it as the mocks got it.
-    assert vm.inputs["osProfile"] == SECRET_MASK and "osProfile" in vm.secret_paths
-    os_profile = unwrap_secret(mock_gaps["agent-vm"]["osProfile"])
-    cloud_init = base64.b64decode(os_profile["customData"]).decode()
-    assert cloud_init == render_cloud_init("vm-agent", INSTALL, "pat-value")
-    assert "adminPassword" not in os_profile
-    linux = os_profile["linuxConfiguration"]
-    assert linux["disablePasswordAuthentication"] is True
-    assert linux["ssh"]["publicKeys"] == [
-        {"path": "/home/azureuser/.ssh/authorized_keys", "keyData": "ssh-ed25519 AAAA test"}
-    ]
-    assert vm.inputs["storageProfile"]["imageReference"]["offer"] == "ubuntu-24_04-lts"
-    assert vm.inputs["identity"]["type"] == "UserAssigned"
-    assert "pat-value" not in repr([r.inputs for r in recording.resources])
-    assert_children_parented(recording, component(recording, "aml-platform:devops:AgentVm"))
+    tls = InferenceTlsArgs("ml.contoso.com", pulumi.Output.secret(CERT), pulumi.Output.secret(KEY))
+    recording = record(lambda: AksCluster("aks", aks_args(True, tls=tls, load_balancer_ip=ip)))
+    extension = recording.one("azure-native:kubernetesconfiguration:Extension")
+    settings = extension.inputs["configurationSettings"]
+    assert (settings["allowInsecureConnections"], settings["sslCname"]) == ("False", "ml.contoso.com")
+    assert extension.inputs["configurationProtectedSettings"] == SECRET_MASK
+    assert "cert" not in repr([r.inputs for r in recording.resources])
+    protected = unwrap_secret(mock_gaps["aks-azureml-extension"]["configurationProtectedSettings"])
+    assert protected == protected_tls_settings(CERT, KEY)
+    zone = recording.one("azure-native:privatedns:PrivateZone")
+    link = recording.one("azure-native:privatedns:VirtualNetworkLink")
+    assert zone.inputs["privateZoneName"] == "ml.contoso.com" and zone.inputs["location"] == "global"
+    assert link.inputs["virtualNetwork"] == {"id": VNET_ID} and link.inputs["registrationEnabled"] is False
+    records = recording.of_type("azure-native:privatedns:PrivateRecordSet")
+    if ip is None:
+        assert records == []
+    else:
+        (a_record,) = records
+        assert a_record.inputs["recordType"] == "A" and a_record.inputs["relativeRecordSetName"] == "@"
+        assert a_record.inputs["aRecords"] == [{"ipv4Address": ip}]
+        assert a_record.inputs["privateZoneName"] == "ml.contoso.com" and zone.urn in a_record.dependencies
 
 
-def test_cloud_init_runs_agents_as_a_system_user() -> None:
-    rendered = yaml.safe_load(render_cloud_init("vm-agent", INSTALL, "t"))
-    assert rendered["users"][1] == {"name": "azagent", "system": True, "shell": "/bin/bash"}
+def test_aks_args_refuse_a_scoring_ip_without_a_host_name() -> None:
+    with pytest.raises(ValueError, match="needs a host name"):
+        aks_args(load_balancer_ip="10.10.16.50")
 
 
 # ---- Azure DevOps -------------------------------------------------------------------------------
@@ -619,75 +836,6 @@ def test_devops_agents_queue_points_at_the_pool() -> None:
     assert pool.inputs["name"] == "pool-test" and pool.inputs["autoProvision"] is False
     assert queue.inputs["projectId"] == "project-1" and pool.urn in queue.dependencies
     assert_children_parented(recording, component(recording, "aml-platform:devops:DevOpsAgents"))
-
-
-def connection_args(**overrides: Any) -> ServiceConnectionArgs:
-    values: dict[str, Any] = dict(
-        common=common(),
-        project_id="project-1",
-        connection_name="sc-test",
-        identity_name="id-sc-test",
-        subscription_id=SUB,
-        subscription_name=SUB,
-        tenant_id=mockrun.TENANT_ID,
-        scope_id=f"/subscriptions/{SUB}/resourceGroups/{RG}",
-        scope_key=RG,
-    )
-    values.update(overrides)
-    return ServiceConnectionArgs(**values)
-
-
-def test_service_connection_federates_a_user_assigned_identity_by_default() -> None:
-    recording = record(lambda: ServiceConnection("connection", connection_args()))
-    endpoint = recording.one("azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM")
-    identity = recording.one("azure-native:managedidentity:UserAssignedIdentity")
-    credential = recording.one("azure-native:managedidentity:FederatedIdentityCredential")
-    role = recording.one("azure-native:authorization:RoleAssignment")
-    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "WorkloadIdentityFederation"
-    assert (
-        identity.urn in endpoint.dependencies and "serviceprincipalkey" not in endpoint.inputs["credentials"]
-    )
-    assert credential.inputs["issuer"].startswith("https://vstoken.dev.azure.com/")
-    assert credential.inputs["subject"].startswith("sc://") and endpoint.urn in credential.dependencies
-    assert credential.inputs["audiences"] == ["api://AzureADTokenExchange"]
-    assert role.inputs["scope"] == f"/subscriptions/{SUB}/resourceGroups/{RG}"
-    assert (
-        role.inputs["roleDefinitionId"].endswith(BuiltInRole.CONTRIBUTOR)
-        and identity.urn in role.dependencies
-    )
-
-
-def test_service_connection_with_a_service_principal_keeps_the_secret_secret(
-    mock_gaps: dict[str, dict],
-) -> None:
-    args = connection_args(
-        auth="ServicePrincipal",
-        service_principal_client_id="app-1",
-        service_principal_secret="sp-secret-value",
-    )
-    recording = record(lambda: ServiceConnection("connection", args))
-    endpoint = recording.one("azuredevops:index/serviceEndpointAzureRM:ServiceEndpointAzureRM")
-    assert endpoint.inputs["credentials"] == SECRET_MASK and "sp-secret-value" not in repr(endpoint.inputs)
-    credentials = unwrap_secret(mock_gaps["connection-endpoint"]["credentials"])
-    assert credentials == {"serviceprincipalid": "app-1", "serviceprincipalkey": "sp-secret-value"}
-    assert endpoint.inputs["serviceEndpointAuthenticationScheme"] == "ServicePrincipal"
-    assert not recording.of_type("azure-native:managedidentity:UserAssignedIdentity")
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"auth": "Certificate"}, "'Certificate'; use"),
-        ({"auth": "ServicePrincipal"}, "client id or secret is missing"),
-        (
-            {"auth": "ServicePrincipal", "service_principal_client_id": "app"},
-            "client id or secret is missing",
-        ),
-    ],
-)
-def test_service_connection_args_reject_incomplete_auth(overrides: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        connection_args(**overrides)
 
 
 def test_variable_group_carries_the_given_variables() -> None:

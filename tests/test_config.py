@@ -19,7 +19,8 @@ def test_dev_profile_defaults() -> None:
     assert cfg.public_network_access is True
     assert cfg.protect_stateful is False
     assert cfg.compute.priority == "LowPriority" and cfg.compute.min_nodes == 0
-    assert cfg.network.private_endpoints is False
+    # dev defaults to the customer VNet, whose compute and AKS need private endpoints (tests/test_designs.py).
+    assert cfg.network.private_endpoints is True
     assert cfg.tags == {"environment": "dev", "project": P, "owner": "ml-platform", "managed-by": "pulumi"}
 
 
@@ -29,7 +30,7 @@ def test_prod_profile_is_hardened() -> None:
     assert cfg.protect_stateful is True
     assert cfg.network.private_endpoints is True
     assert cfg.aks is not None and cfg.aks.private_cluster is True
-    assert cfg.workspace_isolation_mode == "AllowOnlyApprovedOutbound"
+    assert cfg.workspace_isolation_mode == "Disabled"  # customer VNet design: our VNet isolates compute
     assert cfg.compute.priority == "Dedicated" and cfg.compute.ssh_enabled is False
 
 

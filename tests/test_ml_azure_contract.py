@@ -2,295 +2,44 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import re
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
-import responses
 
 from mlops.backends.azure import AzureBackend, data_version, environment_version
+from mlops.orchestrate import exit_code
 from mlops.backends.base import (
     AssetRef,
     BackendError,
     DataSpec,
     DeploymentSpec,
-    EnvironmentSpec,
     TrainingRequest,
     TransientBackendError,
 )
-from mlops.retry import RetryPolicy
-from mlops.stack_outputs import StackOutputs
-
-ARM = "https://management.azure.com"
-SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
-OUTPUTS = StackOutputs(
-    subscription_id=SUBSCRIPTION,
-    resource_group="rg-mlops-dev",
-    workspace_name="mlw-mlops-dev",
-    location="westeurope",
-    compute_cluster_name="cpu-cluster",
-    environment="dev",
+from tests._fake_arm import (
+    ARM,
+    ENDPOINT_KEY,
+    ISSUED_TOKENS,
+    SUBSCRIPTION,
+    WORKSPACE_PATH,
+    FakeArm,
+    FakeResponse,
+    Recorder,
+    StaticCredential,
+    arm,
+    env_spec,
+    fake_outputs,
+    make_backend,
+    puts,
+    write_data,
+    write_sample,
 )
-WORKSPACE_PATH = (
-    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-mlops-dev"
-    "/providers/Microsoft.MachineLearningServices/workspaces/mlw-mlops-dev"
-)
-ENDPOINT_KEY = "endpoint-key-Zm9vYmFyLXNlY3JldA=="
 
-
-def _unsigned_jwt(claims: dict[str, str]) -> str:
-    """MLClient decodes the AAD token (for the submitter's object id), so it must be JWT-shaped."""
-
-    def part(value: dict[str, str]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
-
-
-CLAIMS = {"oid": "11111111-2222-3333-4444-555555555555", "tid": "tenant-1", "upn": "ci@contoso"}
-ISSUED_TOKENS: set[str] = set()
 REPO = Path(__file__).resolve().parents[1]
-
-
-class StaticCredential:
-    """A TokenCredential that hands out static tokens, one per audience, so no identity is needed."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        # Job submission checks the token's audience against the AML resource it asked for.
-        token = _unsigned_jwt(CLAIMS | {"aud": scopes[0].removesuffix("/.default")})
-        ISSUED_TOKENS.add(token)
-        return AccessToken(token, int(time.time()) + 3600)
-
-
-BLOB_ACCOUNT = "https://stmlopsdev.blob.core.windows.net"
-DISCOVERY = "https://westeurope.api.azureml.ms/discovery"
-DATA_PLANE = "https://westeurope.api.azureml.ms"
-BLOB_DATASTORE = {
-    "datastoreType": "AzureBlob",
-    "accountName": "stmlopsdev",
-    "containerName": "azureml-blobstore-x",
-    "endpoint": "core.windows.net",
-    "protocol": "https",
-    "credentials": {"credentialsType": "None"},
-    "isDefault": True,
-}
-
-
-def pending_upload(path: str) -> dict[str, Any]:
-    """What ARM answers to startPendingUpload: a SAS URI into the workspace's blob container."""
-    folder = f"{BLOB_ACCOUNT}/azureml-blobstore-x/LocalUpload/{path.split('/')[-4]}"
-    return {
-        "blobReferenceForConsumption": {
-            "blobUri": folder,
-            "credential": {"credentialType": "SAS", "sasUri": f"{folder}?sv=2023&sig=fake-sas"},
-        }
-    }
-
-
-@dataclass
-class FakeArm:
-    """An in-memory ARM for the workspace: PUT stores, GET reads (404 when absent), DELETE removes.
-
-    `script` queues canned (status, headers, body) answers for a path suffix before the store is used,
-    so a test can inject 429/5xx/401 or a job's successive states.
-    """
-
-    store: dict[str, dict[str, Any]] = field(default_factory=dict)
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    script: dict[str, list[tuple[int, dict[str, str], Any]]] = field(default_factory=dict)
-    step_statuses: dict[str, str] = field(default_factory=dict)
-    """Run-history children of any pipeline job: step name -> status."""
-    job_progress: list[str] = field(default_factory=list)
-    """Statuses a stored job reports on its next GETs, one per GET (it stays at the last)."""
-    blob_failures: list[int] = field(default_factory=list)
-    batch_requests: list[dict[str, Any]] = field(default_factory=list)
-    put_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Every resource as last PUT, kept after a DELETE."""
-    """Statuses the blob service answers to the next PUTs (then 201)."""
-
-    def install(self, mock: responses.RequestsMock) -> None:
-        for method in ("GET", "PUT", "POST", "DELETE", "PATCH"):
-            mock.add_callback(method, re.compile(re.escape(ARM) + r"/.*"), callback=self.handle)
-        for method in ("GET", "HEAD", "PUT"):
-            mock.add_callback(method, re.compile(re.escape(BLOB_ACCOUNT) + r"/.*"), callback=self.blob)
-        mock.add_callback(
-            "GET", DISCOVERY, callback=lambda request: (200, {}, json.dumps({"api": DATA_PLANE}))
-        )
-        mock.add_callback("GET", re.compile(re.escape(DATA_PLANE) + r"/history/.*"), callback=self.history)
-        mock.add_callback(
-            "POST",
-            re.compile(r"https://[a-z0-9-]+\.westeurope\.inference\.ml\.azure\.com/jobs"),
-            callback=self.batch_invoke,
-        )
-        self.put("", {"location": "westeurope", "properties": {"discoveryUrl": DISCOVERY}})
-        self.put("/datastores/workspaceblobstore", {"properties": BLOB_DATASTORE})
-
-    def blob(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """Blob storage behind the datastore: nothing exists yet, uploads succeed unless told to fail."""
-        self.calls.append((f"BLOB {request.method}", urlparse(request.url).path))
-        if request.method in ("GET", "HEAD"):
-            return 404, {"x-ms-error-code": "BlobNotFound"}, ""
-        if self.blob_failures:
-            return self.blob_failures.pop(0), {}, ""
-        created = "comp=" not in (urlparse(request.url).query or "")
-        return (
-            (201 if created else 200),
-            {"ETag": '"0x1"', "Last-Modified": "Sun, 22 Nov 2026 00:00:00 GMT"},
-            "",
-        )
-
-    def batch_invoke(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """The batch endpoint's scoring URI: starts a batch job, visible afterwards as an ARM job."""
-        self.calls.append(("BATCH POST", urlparse(request.url).path))
-        self.batch_requests.append({"headers": dict(request.headers), "body": json.loads(request.body)})
-        status, headers, body = self._put(
-            f"{WORKSPACE_PATH}/jobs/batchjob-1", {"properties": {"jobType": "Pipeline"}}
-        )
-        return status, headers, body
-
-    def history(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """Run history (data plane): the children of a pipeline job."""
-        path = urlparse(request.url).path
-        self.calls.append(("GET", path))
-        children = [
-            {"runId": f"child-{step}", "displayName": step, "status": status}
-            for step, status in self.step_statuses.items()
-        ]
-        return 200, {}, json.dumps({"value": children})
-
-    def queue(self, suffix: str, *answers: tuple[int, dict[str, str], Any]) -> None:
-        self.script.setdefault(suffix, []).extend(answers)
-
-    def mutations(self) -> list[tuple[str, str]]:
-        return [(method, path) for method, path in self.calls if method != "GET"]
-
-    def handle(self, request: Any) -> tuple[int, dict[str, str], str]:
-        path = urlparse(request.url).path
-        self.calls.append((request.method, path))
-        for suffix, answers in self.script.items():
-            if path.endswith(suffix) and answers:
-                status, headers, body = answers.pop(0)
-                return status, headers, json.dumps(body)
-        if request.method == "PUT":
-            return self._put(path, json.loads(request.body or "{}"))
-        if request.method == "DELETE":
-            self.store.pop(path, None)
-            return 200, {}, ""
-        if request.method == "POST" and path.endswith("/startPendingUpload"):
-            return 200, {}, json.dumps(pending_upload(path))
-        if request.method == "POST" and path.endswith("/listKeys"):
-            return 200, {}, json.dumps({"primaryKey": ENDPOINT_KEY, "secondaryKey": ENDPOINT_KEY[::-1]})
-        if request.method == "GET" and path in self.store:
-            if "/jobs/" in path and self.job_progress:
-                self.store[path]["properties"]["status"] = self.job_progress.pop(0)
-            return 200, {}, json.dumps(self.store[path])
-        if request.method == "GET" and self._is_collection(path):
-            items = [body for key, body in self.store.items() if key.rsplit("/", 1)[0] == path]
-            return 200, {}, json.dumps({"value": items})
-        return 404, {}, json.dumps({"error": {"code": "NotFound", "message": f"{path} not found"}})
-
-    def _is_collection(self, path: str) -> bool:
-        return path.endswith(("/versions", "/deployments", "/onlineEndpoints", "/jobs", "/models"))
-
-    def _put(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        properties = body.setdefault("properties", {})
-        properties.setdefault("provisioningState", "Succeeded")
-        if "Endpoints/" in path and "/deployments/" not in path:
-            name = path.rsplit("/", 1)[1]
-            route = "jobs" if "/batchEndpoints/" in path else "score"
-            properties["scoringUri"] = f"https://{name}.westeurope.inference.ml.azure.com/{route}"
-        if "/jobs/" in path:
-            properties.setdefault("status", "NotStarted")
-            properties["services"] = {
-                "Studio": {"endpoint": f"https://ml.azure.com/runs/{path.rsplit('/', 1)[1]}"}
-            }
-        body |= {"id": path, "name": path.rsplit("/", 1)[1], "type": "fake"}
-        body.setdefault(
-            "systemData", {"createdAt": "2026-11-22T00:00:00Z", "lastModifiedAt": "2026-11-22T00:00:00Z"}
-        )
-        if "/deployments/" in path:
-            properties.setdefault("scaleSettings", {"scaleType": "Default"})
-        self.store[path] = body
-        self.put_bodies[path] = body
-        return 200, {}, json.dumps(body)
-
-    def put(self, relative: str, body: dict[str, Any]) -> None:
-        """Seed a resource as if an earlier run had created it."""
-        self._put(WORKSPACE_PATH + relative, body)
-
-
-@contextmanager
-def intercepted_arm(monkeypatch: Any) -> Iterator[FakeArm]:
-    """A FakeArm behind every HTTPS call MLClient makes; any other URL fails the test (no network)."""
-    monkeypatch.setenv("BUILD_SOURCEBRANCHNAME", "main")
-    fake = FakeArm()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        fake.install(mock)
-        yield fake
-
-
-@pytest.fixture
-def arm(monkeypatch: Any) -> Iterator[FakeArm]:
-    with intercepted_arm(monkeypatch) as fake:
-        yield fake
-
-
-@dataclass
-class Recorder:
-    lines: list[str] = field(default_factory=list)
-    sleeps: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return sum(self.sleeps)
-
-
-def make_backend(recorder: Recorder, **kwargs: Any) -> AzureBackend:
-    kwargs.setdefault("poll_interval_s", 10)
-    return AzureBackend(
-        OUTPUTS,
-        credential=StaticCredential(),
-        progress=recorder.lines.append,
-        retry_policy=RetryPolicy(max_attempts=4, base_delay_s=1, deadline_s=300),
-        clock=recorder.clock,
-        sleep=recorder.sleeps.append,
-        **kwargs,
-    )
-
-
-# ---------------------------------------------------------------- helpers for the specs a test needs
-
-
-def write_conda(tmp_path: Path) -> Path:
-    conda = tmp_path / "conda.yml"
-    conda.write_text("name: taxi\ndependencies:\n  - python=3.11\n  - pip:\n    - scikit-learn==1.5.2\n")
-    return conda
-
-
-def write_data(tmp_path: Path, rows: int = 3) -> Path:
-    data = tmp_path / "taxi-data.csv"
-    data.write_text("distance,cost\n" + "".join(f"{i}.5,{i + 7}.25\n" for i in range(rows)))
-    return data
-
-
-def env_spec(tmp_path: Path) -> EnvironmentSpec:
-    return EnvironmentSpec(
-        "taxi-train-env", "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04", write_conda(tmp_path)
-    )
-
-
-def puts(arm: FakeArm, fragment: str) -> list[str]:
-    return [path for method, path in arm.calls if method == "PUT" and fragment in path]
+__all__ = ["SUBSCRIPTION", "StaticCredential", "arm"]  # tests/test_monitor_azure.py imports them from here
 
 
 # ---------------------------------------------------------------- assets
@@ -336,18 +85,32 @@ def test_data_is_uploaded_and_registered_once(arm: FakeArm, tmp_path: Path) -> N
     assert registered["dataType"] == "uri_file" and "LocalUpload" in registered["dataUri"]
 
 
-def test_failed_blob_upload_is_retried_by_our_policy(arm: FakeArm, tmp_path: Path, monkeypatch: Any) -> None:
-    # azure-storage-blob retries 503 itself (3 retries, sleeping via time.sleep): make those sleeps instant,
-    # then fail more often than it retries so only our retry around the whole upload can succeed.
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)
-    arm.blob_failures.extend([503] * 4)
+def test_blob_upload_retries_are_azure_storage_blobs_own(arm: FakeArm, tmp_path: Path) -> None:
+    # azure-storage-blob retries a 503 upload itself (3 retries); no second layer of ours repeats the call.
+    arm.blob_failures.extend([503] * 3)
     recorder = Recorder()
 
     ref = make_backend(recorder).ensure_data(DataSpec("taxi-data", write_data(tmp_path)))
 
     assert ref.created
-    assert len(recorder.sleeps) == 1, recorder.lines
-    assert any("retry 1" in line and "503" in line for line in recorder.lines)
+    assert len(arm.sdk_sleeps) >= 3 and recorder.sleeps == []
+    uploads = [path for method, path in arm.calls if method == "BLOB PUT" and path.endswith("/taxi-data.csv")]
+    assert (
+        len(uploads) == 4
+    ), "3 failures and 1 success: the storage SDK's retries, nothing repeated around them"
+    assert len(puts(arm, "/data/taxi-data/versions/")) == 1
+
+
+def test_an_upload_that_outlives_blob_retries_is_transient_and_registers_nothing(
+    arm: FakeArm, tmp_path: Path
+) -> None:
+    arm.blob_failures.extend([503] * 10)
+
+    with pytest.raises(TransientBackendError, match="HTTP 503") as failure:
+        make_backend(Recorder()).ensure_data(DataSpec("taxi-data", write_data(tmp_path)))
+
+    assert exit_code(failure.value) == 5
+    assert puts(arm, "/data/taxi-data/versions/") == []
 
 
 # ---------------------------------------------------------------- training
@@ -378,18 +141,6 @@ def submitted_jobs(arm: FakeArm) -> list[str]:
     return [path.rsplit("/", 1)[1] for path in puts(arm, "/jobs/")]
 
 
-def fake_outputs(files: dict[str, dict[str, Any]]) -> Callable[..., None]:
-    """Stands in for jobs.download (run-history output lookup + blob download): writes the step's JSON."""
-
-    def download(name: str, *, download_path: str, output_name: str) -> None:
-        folder = Path(download_path) / "named-outputs" / output_name
-        folder.mkdir(parents=True)
-        file_name, content = next(iter(files[f"{name}/{output_name}"].items()))
-        (folder / file_name).write_text(json.dumps(content))
-
-    return download
-
-
 MODEL_INFO = {"model_name": "taxi-fare-model", "model_version": "4", "registered": True, "deploy_flag": 1}
 METRICS = {"r2": 0.91, "rmse": 3.2, "mae": 2.1, "deploy_flag": 1, "reason": "rmse 3.2 < champion 3.5"}
 
@@ -403,7 +154,7 @@ def test_training_job_is_submitted_pinned_and_polled_to_completed(
     request = training_request(arm)
     arm.job_progress.extend(["NotStarted", "Running", "Running", "Completed"])
     monkeypatch.setattr(
-        backend._client.jobs,
+        backend.client.jobs,
         "download",
         fake_outputs(
             {
@@ -422,6 +173,8 @@ def test_training_job_is_submitted_pinned_and_polled_to_completed(
     assert body["inputs"]["raw_data"]["uri"].endswith("data/taxi-data/versions/d1")
     assert body["inputs"]["seed"]["value"] in ("7", 7)
     assert body["settings"]["default_compute"].endswith("/computes/cpu-cluster")
+    # evaluate and register decide against today's registry: never reused (AZURE-FACTS 17).
+    assert body["settings"]["force_rerun"] is True
     components = [arm.store[path]["properties"]["componentSpec"] for path in puts(arm, "/components/")]
     assert len(components) == len(STEPS)
     assert {tuple(spec["environment"].rsplit("/", 3)[-3:]) for spec in components} == {
@@ -467,7 +220,7 @@ def test_rerun_attaches_to_the_running_job_instead_of_submitting_again(
     recorder = Recorder()
     second = make_backend(recorder)
     monkeypatch.setattr(
-        second._client.jobs,
+        second.client.jobs,
         "download",
         fake_outputs(
             {
@@ -520,30 +273,12 @@ def online_backend(recorder: Recorder, posts: list[dict[str, Any]], answer: Any)
     return make_backend(recorder, specs_root=SPECS, http_post=http_post)
 
 
-@dataclass
-class FakeResponse:
-    status_code: int
-    payload: Any
-
-    @property
-    def text(self) -> str:
-        return json.dumps(self.payload)
-
-    def json(self) -> Any:
-        return self.payload
-
-
-def write_sample(tmp_path: Path, rows: int = 2) -> Path:
-    sample = tmp_path / "request-sample.json"
-    sample.write_text(json.dumps({"input_data": [[1.0] * 20 for _ in range(rows)]}))
-    return sample
-
-
 @needs_deploy_specs
 def test_online_endpoint_deployment_smoke_traffic_and_delete(
     arm: FakeArm, tmp_path: Path, caplog: Any, capsys: Any
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    arm.seed_model("4")
     recorder, posts = Recorder(), []
     backend = online_backend(recorder, posts, FakeResponse(200, {"predictions": [12.5, 30.25]}))
     spec = DeploymentSpec(
@@ -581,6 +316,7 @@ def test_online_endpoint_deployment_smoke_traffic_and_delete(
 
 @needs_deploy_specs
 def test_existing_healthy_deployment_is_not_recreated(arm: FakeArm, tmp_path: Path) -> None:
+    arm.seed_model("4")
     spec = DeploymentSpec(
         endpoint="taxi-online-dev", name="taxi-fare-model-v4", model_name="taxi-fare-model", model_version="4"
     )
@@ -638,7 +374,9 @@ def test_wrong_predictions_fail_the_smoke_test(
 # ---------------------------------------------------------------- retries and error mapping
 
 
-def test_throttled_call_waits_for_retry_after_then_succeeds(arm: FakeArm, tmp_path: Path) -> None:
+def test_throttled_call_waits_for_retry_after_in_azure_core_then_succeeds(
+    arm: FakeArm, tmp_path: Path
+) -> None:
     spec = env_spec(tmp_path)
     version = environment_version(spec)
     arm.queue(
@@ -650,19 +388,68 @@ def test_throttled_call_waits_for_retry_after_then_succeeds(arm: FakeArm, tmp_pa
     ref = make_backend(recorder).ensure_environment(spec)
 
     assert ref.created
-    assert recorder.sleeps == [7.0]
-    assert any("HTTP 429" in line and "retry 1 in 7.0s" in line for line in recorder.lines)
+    assert arm.sdk_sleeps == [7.0], "azure-core honours Retry-After"
+    assert recorder.sleeps == [] and not any("retry" in line for line in recorder.lines), "no second layer"
 
 
-def test_server_errors_that_outlive_the_retries_are_transient(arm: FakeArm, tmp_path: Path) -> None:
+def test_server_errors_that_outlive_azure_cores_retries_are_transient(arm: FakeArm, tmp_path: Path) -> None:
     spec = env_spec(tmp_path)
     path = f"/environments/taxi-train-env/versions/{environment_version(spec)}"
-    arm.queue(path, *[(503, {}, {"error": {"code": "ServiceUnavailable", "message": "busy"}})] * 4)
+    arm.queue(path, *[(503, {}, {"error": {"code": "ServiceUnavailable", "message": "busy"}})] * 10)
+
+    with pytest.raises(TransientBackendError, match="HTTP 503") as failure:
+        make_backend(Recorder()).ensure_environment(spec)
+
+    assert exit_code(failure.value) == 5
+    # The first GET plus azure-core's 3 status retries, and no outer layer multiplying them.
+    assert [call for call in arm.calls if call[1].endswith(path)] == [("GET", WORKSPACE_PATH + path)] * 4
+
+
+def test_a_create_whose_response_was_lost_is_read_back_instead_of_failing(
+    arm: FakeArm, tmp_path: Path
+) -> None:
+    spec = env_spec(tmp_path)
+    version = environment_version(spec)
+    path = f"{WORKSPACE_PATH}/environments/taxi-train-env/versions/{version}"
+    original = arm.handle
+
+    def created_but_connection_reset(request: Any) -> tuple[int, dict[str, str], str]:
+        if request.method == "PUT" and request.url.split("?")[0].endswith(path):
+            original(request)  # the service stored it...
+            raise ConnectionResetError("connection reset by peer")  # ...and the response never arrived
+        return original(request)
+
+    arm.handle = created_but_connection_reset  # type: ignore[method-assign]
     recorder = Recorder()
 
-    with pytest.raises(TransientBackendError, match="gave up after 4 attempt"):
-        make_backend(recorder).ensure_environment(spec)
-    assert len(recorder.sleeps) == 3
+    ref = make_backend(recorder).ensure_environment(spec)
+
+    assert ref == AssetRef("taxi-train-env", version, created=True)
+    assert path in arm.store
+    assert any("it exists now (the response was lost)" in line for line in recorder.lines)
+
+
+@pytest.mark.parametrize(
+    ("host", "role"),
+    [
+        ("blob", "'Storage Blob Data Contributor' on storage account stmlopsdev"),
+        ("arm", "'AzureML Data Scientist' on workspace mlw-mlops-dev"),
+    ],
+)
+def test_a_403_names_the_missing_role(arm: FakeArm, tmp_path: Path, host: str, role: str) -> None:
+    forbidden = {"error": {"code": "AuthorizationFailed", "message": "does not have authorization"}}
+    if host == "blob":
+        arm.blob_failures.append(403)
+        call = lambda backend: backend.ensure_data(DataSpec("taxi-data", write_data(tmp_path)))  # noqa: E731
+    else:
+        spec = env_spec(tmp_path)
+        arm.queue(f"/environments/taxi-train-env/versions/{environment_version(spec)}", (403, {}, forbidden))
+        call = lambda backend: backend.ensure_environment(spec)  # noqa: E731
+
+    with pytest.raises(BackendError, match="permission denied") as raised:
+        call(make_backend(Recorder()))
+
+    assert role in str(raised.value)
 
 
 def test_unauthorized_maps_to_a_clear_permanent_error(arm: FakeArm, tmp_path: Path) -> None:
@@ -706,45 +493,323 @@ def test_existing_compute_is_described(arm: FakeArm) -> None:
 # ---------------------------------------------------------------- batch
 
 
-@needs_deploy_specs
-def test_batch_endpoint_deployment_and_scoring_job(arm: FakeArm, tmp_path: Path) -> None:
+def batch_sample(tmp_path: Path) -> Path:
     sample = tmp_path / "batch-sample.csv"
     sample.write_text("distance,passengers\n1.5,1\n3.0,2\n7.2,1\n")
+    return sample
+
+
+def scored(backend: AzureBackend, monkeypatch: Any, predictions: str) -> None:
+    """The batch job's `score` output, as jobs.download would fetch it."""
+
+    def download(name: str, *, download_path: str, output_name: str) -> None:
+        assert output_name == "score"
+        folder = Path(download_path) / "named-outputs" / "score"
+        folder.mkdir(parents=True)
+        (folder / "predictions.csv").write_text(predictions)
+
+    monkeypatch.setattr(backend.client.jobs, "download", download)
+
+
+PREDICTIONS = "batch-sample.csv 0 9.5\nbatch-sample.csv 1 14.25\nbatch-sample.csv 2 30.0\n"
+
+
+def test_batch_endpoint_one_deployment_and_a_scoring_job_counted_from_its_output(
+    arm: FakeArm, tmp_path: Path, monkeypatch: Any
+) -> None:
+    sample = batch_sample(tmp_path)
     recorder = Recorder()
-    backend = make_backend(recorder, specs_root=SPECS)
+    backend = make_backend(recorder)
+    scored(backend, monkeypatch, PREDICTIONS)
     arm.job_progress.extend(["Running", "Completed"])
 
-    result = backend.run_batch("taxi-batch-dev", "taxi-fare-model-v4", "taxi-fare-model", "4", sample, 3600)
+    result = backend.run_batch("taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", sample, 3600)
 
-    deployment_path = f"{WORKSPACE_PATH}/batchEndpoints/taxi-batch-dev/deployments/taxi-fare-model-v4"
+    deployment_path = f"{WORKSPACE_PATH}/batchEndpoints/taxi-batch-dev/deployments/taxi-fare-batch-dp"
     properties = arm.store[deployment_path]["properties"]
     assert properties["model"]["assetId"].endswith("models/taxi-fare-model/versions/4")
     assert properties["compute"].endswith("/computes/cpu-cluster")
-    assert "/environments/taxi-score-env/versions/" in properties["environmentId"]
+    assert "/environments/taxi-batch-env/versions/" in properties["environmentId"]
+    assert properties["errorThreshold"] == 0
     [invoked] = arm.batch_requests
-    assert invoked["headers"]["azureml-model-deployment"] == "taxi-fare-model-v4"
+    assert invoked["headers"]["azureml-model-deployment"] == "taxi-fare-batch-dp"
+    assert invoked["body"]["properties"]["name"].startswith("taxi-batch-")
     assert result.status == "Completed" and result.rows == 3
-    assert [line.split()[3] for line in recorder.lines if line.startswith("batch scoring:")] == [
+    assert [line.split()[3] for line in recorder.lines if line.startswith("batch scoring: taxi-batch-")] == [
         "Running",
         "Completed",
     ]
 
 
-@needs_deploy_specs
-def test_server_error_while_polling_a_long_operation_is_transient(arm: FakeArm) -> None:
-    endpoint = "/onlineEndpoints/taxi-online-dev"
-    operation = f"{ARM}{WORKSPACE_PATH}/operations/op-1"
-    arm.queue(
-        WORKSPACE_PATH + endpoint,
-        (404, {}, {"error": {"code": "NotFound", "message": "no endpoint yet"}}),
-        (
-            201,
-            {"Azure-AsyncOperation": operation, "Retry-After": "0"},
-            {"properties": {"provisioningState": "Creating"}},
-        ),
+def test_the_batch_environment_carries_what_parallel_run_step_needs(
+    arm: FakeArm, tmp_path: Path, monkeypatch: Any
+) -> None:
+    backend = make_backend(Recorder())
+    scored(backend, monkeypatch, PREDICTIONS)
+    arm.job_progress.extend(["Completed"])
+
+    backend.run_batch(
+        "taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", batch_sample(tmp_path), 3600
     )
-    arm.queue("/operations/op-1", (503, {}, {"error": {"code": "ServiceUnavailable", "message": "busy"}}))
-    backend = make_backend(Recorder(), specs_root=SPECS)
+
+    [environment] = puts(arm, "/environments/taxi-batch-env/versions/")
+    conda = arm.store[environment]["properties"]["condaFile"]
+    # how-to-use-batch-model-deployments.md: batch deployments need azureml-core and azureml-dataset-runtime[fuse].
+    assert "azureml-core==" in conda and "azureml-dataset-runtime[fuse]==" in conda
+
+
+def test_a_new_model_version_updates_the_one_batch_deployment(
+    arm: FakeArm, tmp_path: Path, monkeypatch: Any
+) -> None:
+    sample = batch_sample(tmp_path)
+    for version in ("4", "5"):
+        backend = make_backend(Recorder())
+        scored(backend, monkeypatch, PREDICTIONS)
+        arm.job_progress.extend(["Completed"])
+        backend.run_batch("taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", version, sample, 3600)
+
+    deployments = {path for path in puts(arm, "/batchEndpoints/taxi-batch-dev/deployments/")}
+    assert deployments == {f"{WORKSPACE_PATH}/batchEndpoints/taxi-batch-dev/deployments/taxi-fare-batch-dp"}
+    model = arm.store[next(iter(deployments))]["properties"]["model"]["assetId"]
+    assert model.endswith("versions/5")
+    assert len({request["body"]["properties"]["name"] for request in arm.batch_requests}) == 2
+
+
+def test_a_rerun_attaches_to_the_batch_job_instead_of_invoking_again(
+    arm: FakeArm, tmp_path: Path, monkeypatch: Any
+) -> None:
+    sample = batch_sample(tmp_path)
+    for _ in range(2):
+        backend = make_backend(Recorder())
+        scored(backend, monkeypatch, PREDICTIONS)
+        arm.job_progress.extend(["Completed"])
+        backend.run_batch("taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", sample, 3600)
+
+    assert len(arm.batch_requests) == 1
+
+
+def test_a_batch_invoke_whose_response_was_lost_is_not_repeated(
+    arm: FakeArm, tmp_path: Path, monkeypatch: Any
+) -> None:
+    original = arm.batch_invoke
+
+    def started_then_reset(request: Any) -> Any:
+        original(request)
+        raise ConnectionResetError("connection reset by peer")
+
+    arm.batch_invoke = started_then_reset  # type: ignore[method-assign]
+    recorder = Recorder()
+    backend = make_backend(recorder)
+    scored(backend, monkeypatch, PREDICTIONS)
+    arm.job_progress.extend(["Completed"])
+
+    result = backend.run_batch(
+        "taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", batch_sample(tmp_path), 3600
+    )
+
+    assert result.rows == 3
+    # azure-ai-ml's invoke repeats the POST on a lost response; the job name makes the repeats refusable
+    # duplicates, and the hook itself never POSTs again: it finds the job by name.
+    names = {request["body"]["properties"]["name"] for request in arm.batch_requests}
+    assert len(names) == 1
+    assert any("it exists now (the response was lost)" in line for line in recorder.lines)
+
+
+def test_a_completed_batch_job_that_scored_nothing_fails(
+    arm: FakeArm, tmp_path: Path, monkeypatch: Any
+) -> None:
+    backend = make_backend(Recorder())
+    scored(backend, monkeypatch, "")
+    arm.job_progress.extend(["Completed"])
+
+    with pytest.raises(BackendError, match="scored 0 of 3 rows"):
+        backend.run_batch(
+            "taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", batch_sample(tmp_path), 3600
+        )
+
+
+def test_a_full_batch_endpoint_is_refused_before_creating_a_deployment(arm: FakeArm, tmp_path: Path) -> None:
+    arm.put("/batchEndpoints/taxi-batch-dev", {"properties": {"authMode": "AADToken"}})
+    for index in range(20):
+        arm.put(f"/batchEndpoints/taxi-batch-dev/deployments/old-{index}", {"properties": {}})
+
+    with pytest.raises(BackendError, match="already holds 20 deployments"):
+        make_backend(Recorder()).run_batch(
+            "taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", batch_sample(tmp_path), 3600
+        )
+    assert puts(arm, "/deployments/taxi-fare-batch-dp") == []
+
+
+def long_running(arm: FakeArm, path_suffix: str, operation: str) -> None:
+    """Make PUTs of `path_suffix` long-running: stored as usual, answered 201 with an async-operation URL."""
+    original = arm.handle
+
+    def handle(request: Any) -> tuple[int, dict[str, str], str]:
+        status, headers, body = original(request)
+        if request.method == "PUT" and request.url.split("?")[0].endswith(path_suffix):
+            return 201, {"Azure-AsyncOperation": operation, "Retry-After": "0"}, body
+        return status, headers, body
+
+    arm.handle = handle  # type: ignore[method-assign]
+
+
+@needs_deploy_specs
+def test_a_server_error_while_polling_a_long_operation_is_retried_by_azure_core(arm: FakeArm) -> None:
+    operation = f"{ARM}{WORKSPACE_PATH}/operations/op-1"
+    long_running(arm, "/onlineEndpoints/taxi-online-dev", operation)
+    arm.queue(
+        "/operations/op-1",
+        (503, {}, {"error": {"code": "ServiceUnavailable", "message": "busy"}}),
+        (200, {}, {"status": "Succeeded"}),
+    )
+
+    state = make_backend(Recorder(), specs_root=SPECS).ensure_online_endpoint("taxi-online-dev")
+
+    assert state.name == "taxi-online-dev"
+    assert [path for method, path in arm.calls if path.endswith("/operations/op-1")] == [
+        f"{WORKSPACE_PATH}/operations/op-1"
+    ] * 2, "the poll was retried (retry_total=0 would have failed the whole create)"
+
+
+@needs_deploy_specs
+def test_polling_errors_that_outlive_azure_cores_retries_are_transient(arm: FakeArm) -> None:
+    operation = f"{ARM}{WORKSPACE_PATH}/operations/op-1"
+    long_running(arm, "/onlineEndpoints/taxi-online-dev", operation)
+    arm.queue(
+        "/operations/op-1", *[(503, {}, {"error": {"code": "ServiceUnavailable", "message": "busy"}})] * 10
+    )
 
     with pytest.raises(TransientBackendError, match="create online endpoint taxi-online-dev: HTTP 503"):
-        backend.ensure_online_endpoint("taxi-online-dev")
+        make_backend(Recorder(), specs_root=SPECS).ensure_online_endpoint("taxi-online-dev")
+
+
+def test_the_mlclient_keeps_azure_core_retries_on() -> None:
+    client = make_backend(Recorder()).client
+    policy = client.online_endpoints._online_operation._client._pipeline._impl_policies
+    retries = [p for p in policy if type(p).__name__ == "RetryPolicy"]
+    assert retries and retries[0].total_retries > 0
+
+
+def test_a_fresh_workspace_has_no_champion(arm: FakeArm) -> None:
+    assert make_backend(Recorder()).champion_version("taxi-fare-model") is None
+
+
+def test_the_champion_is_the_newest_version_tagged_champion(arm: FakeArm) -> None:
+    arm.seed_model("1", {"champion": "true"})
+    arm.seed_model("2", {"champion": "true"})
+    arm.seed_model("3")
+    assert make_backend(Recorder()).champion_version("taxi-fare-model") == "2"
+
+
+# ---------------------------------------------------------------- quota before a managed deployment
+
+
+def test_managed_quota_follows_microsofts_example() -> None:
+    from mlops.backends.azure.online_managed import managed_cores_needed
+
+    # includes/quota-allocation-online-deployment.md: "if you request 10 instances of a Standard_DS3_v2 VM
+    # (that comes with four cores) in a deployment, you should have a quota for 48 cores".
+    assert managed_cores_needed(4, 10) == 48
+    assert managed_cores_needed(4, 1) == 8
+
+
+@needs_deploy_specs
+def test_a_deployment_without_quota_is_refused_naming_sku_need_and_limit(arm: FakeArm) -> None:
+    arm.usages[0] |= {"currentValue": 20, "limit": 24}
+    arm.seed_model("4")
+    backend = make_backend(Recorder(), specs_root=SPECS)
+    backend.ensure_online_endpoint("taxi-online-dev")
+    spec = DeploymentSpec("taxi-online-dev", "taxi-fare-model-v4", "taxi-fare-model", "4")
+
+    with pytest.raises(BackendError) as refused:
+        backend.create_deployment(spec, deadline_s=600)
+
+    message = str(refused.value)
+    assert "Standard_DS3_v2 needs 8 cores of family standardDSv2Family" in message
+    assert "limit in westeurope is 24 with 20 in use (4 free)" in message
+    assert puts(arm, "/deployments/") == []
+
+
+# ---------------------------------------------------------------- waits never outlive their deadlines (fake clock)
+
+
+def test_a_training_job_that_never_finishes_is_left_at_its_deadline(arm: FakeArm) -> None:
+    arm.put("/jobs/taxi-train-stuck", {"properties": {"jobType": "Pipeline", "status": "Running"}})
+    recorder = Recorder()
+
+    with pytest.raises(BackendError, match="not finished after 3600s .*Re-run the hook to attach"):
+        make_backend(recorder).training.wait_for_job("taxi-train-stuck", deadline_s=3600)
+
+    assert recorder.clock() == 3600, "waited exactly its deadline"
+
+
+def test_the_hooks_deadline_caps_a_longer_step_deadline(arm: FakeArm) -> None:
+    arm.put("/jobs/taxi-train-stuck", {"properties": {"jobType": "Pipeline", "status": "Running"}})
+    recorder = Recorder()
+    backend = make_backend(recorder, deadline_s=900)
+
+    with pytest.raises(BackendError, match="not finished after 900s"):
+        backend.training.wait_for_job("taxi-train-stuck", deadline_s=4 * 3600)
+
+    assert recorder.clock() == 900
+
+
+def test_a_transient_error_while_waiting_polls_again_within_the_deadline(arm: FakeArm) -> None:
+    arm.put("/jobs/taxi-train-flaky", {"properties": {"jobType": "Pipeline", "status": "Running"}})
+    # One poll's request and azure-core's 3 retries all fail; the next poll finds the job done.
+    arm.queue(
+        "/jobs/taxi-train-flaky",
+        *[(503, {}, {"error": {"code": "ServiceUnavailable", "message": "busy"}})] * 4,
+    )
+    arm.job_progress.append("Completed")
+    recorder = Recorder()
+
+    job = make_backend(recorder).training.wait_for_job("taxi-train-flaky", deadline_s=3600)
+
+    assert job.status == "Completed"
+    assert any("HTTP 503" in line and "polling again" in line for line in recorder.lines)
+    assert recorder.clock() == 10, "one poll interval, not a failed hook"
+
+
+@needs_deploy_specs
+def test_a_batch_job_that_never_finishes_is_left_at_its_deadline(arm: FakeArm, tmp_path: Path) -> None:
+    recorder = Recorder()
+    backend = make_backend(recorder)
+    arm.job_progress.extend(["Running"])
+
+    with pytest.raises(BackendError, match="batch scoring job taxi-batch-.* not finished after 1800s"):
+        backend.run_batch(
+            "taxi-batch-dev", "taxi-fare-batch-dp", "taxi-fare-model", "4", batch_sample(tmp_path), 1800
+        )
+
+    assert recorder.clock() == 1800
+
+
+@needs_pipeline
+def test_a_child_job_the_sdk_cannot_parse_is_skipped(arm: FakeArm, monkeypatch: Any) -> None:
+    backend = make_backend(Recorder())
+    request = training_request(arm)
+    arm.job_progress.extend(["Completed"])
+    arm.step_statuses = dict.fromkeys(STEPS, "Completed")
+    healthy = arm.history
+
+    def with_an_unparsable_child(request: Any) -> tuple[int, dict[str, str], str]:
+        status, headers, body = healthy(request)
+        children = json.loads(body)["value"] + [{"runId": "child-odd", "properties": "not a mapping"}]
+        return status, headers, json.dumps({"value": children})
+
+    arm.history = with_an_unparsable_child  # type: ignore[method-assign]
+    monkeypatch.setattr(
+        backend.client.jobs,
+        "download",
+        fake_outputs(
+            {
+                "child-register/model_info_output_path": {"model_info.json": MODEL_INFO},
+                "child-evaluate/evaluation_output": {"metrics.json": METRICS},
+            }
+        ),
+    )
+
+    result = backend.run_training(request)
+
+    assert result.status == "Completed" and result.model_version == "4"

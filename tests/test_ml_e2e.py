@@ -97,7 +97,7 @@ def test_cli_usage_errors_exit_2_with_the_fix(
 @pytest.mark.parametrize(
     "argv",
     [
-        ["deploy", "--target", "local", "--model-version", "3", "--skip-training"],
+        ["deploy", "--target", "local", "--deadline-minutes", "0"],
         ["deploy", "--target", "local", "--traffic-steps", "50,10"],
         ["deploy", "--target", "gcp"],
     ],

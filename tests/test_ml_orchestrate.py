@@ -18,10 +18,12 @@ from mlops.backends.base import (
     TransientBackendError,
 )
 from mlops.orchestrate import (
+    DeployError,
     DeploymentAction,
     DeployRequest,
     Progress,
     SmokeTestFailed,
+    StaleVersionRefused,
     TrainingFailed,
     UsageError,
     deploy,
@@ -101,7 +103,7 @@ def test_summary_lines_name_metrics_version_gate_uri_batch_and_timings() -> None
     assert "gate: deploy_flag=1; better than the champion" in lines
     assert "deployment: taxi-fare-model-v1 on taxi-online (changed); traffic: taxi-fare-model-v1=100" in lines
     assert "scoring URI: https://taxi-online.fake/score" in lines
-    assert "batch: Completed, 100 rows -> taxi-batch/taxi-fare-model-v1/predictions.csv" in lines
+    assert "batch: Completed, 100 rows -> taxi-batch/taxi-fare-batch-dp/predictions.csv" in lines
     assert re.fullmatch(r"timings: environment \d+\.\ds, data .*, batch \d+\.\ds", lines[-1])
 
 
@@ -379,9 +381,10 @@ def test_deployment_action(
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
-        ({"model_version": "2", "skip_training": True}, "not both"),
         ({"data": None}, "training needs data"),
         ({"traffic_steps": (50,)}, "last step must be 100"),
+        ({"model_registry": "shared-models"}, "--registry needs --model-version"),
+        ({"deadline_s": 0}, "deadline must be positive"),
     ],
 )
 def test_request_rejects_contradictions(changes: dict[str, object], problem: str) -> None:
@@ -409,3 +412,123 @@ def test_request_without_data_is_fine_when_not_training() -> None:
 )
 def test_exit_code(error: BaseException, code: int) -> None:
     assert exit_code(error) == code
+
+
+def test_backends_import_nothing_from_the_orchestration() -> None:
+    import ast
+
+    backends = Path(__file__).resolve().parents[1] / "mlops" / "backends"
+    reaching_up = []
+    for module in sorted(backends.rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            reaching_up += [
+                f"{module.name}: {name}" for name in names if name in ("mlops.orchestrate", "mlops.cli")
+            ]
+    assert reaching_up == []
+
+
+# ---------------------------------------------------------------- no silent rollback, versions, deadlines
+
+
+def test_a_reused_old_verdict_is_refused_and_nothing_changes() -> None:
+    backend = FakeBackend(improves=True)
+    run(backend)
+    run(backend)
+    run(backend)
+    backend.calls.clear()
+    # Step reuse re-emits the first run's "registered v1, deploy_flag 1" while v3 is the champion.
+    backend.run_training = lambda request: replace(  # type: ignore[method-assign]
+        FakeBackend().run_training(request), model_version="1", deploy_flag=1
+    )
+    with pytest.raises(StaleVersionRefused, match="champion is version 3") as refused:
+        run(backend)
+    assert exit_code(refused.value) == 2
+    assert "--model-version 1" in str(refused.value)
+    assert not [name for name in backend.call_names() if name in CREATING_CALLS]
+    assert backend.traffic["taxi-fare-model-v3"] == 100
+
+
+def test_an_older_version_deploys_when_asked_for_by_model_version() -> None:
+    backend = FakeBackend(improves=True)
+    for _ in range(3):
+        run(backend)
+    summary, log = run(backend, model_version="1")
+    assert backend.traffic["taxi-fare-model-v1"] == 100
+    assert "older than the champion (version 3): a deliberate rollback" in summary.reason
+    assert "deploying older version 1 as asked" in log
+
+
+def test_skip_training_with_model_version_deploys_that_version() -> None:
+    backend = FakeBackend(versions=["1", "2"], champion="2")
+    summary, log = run(backend, data=None, skip_training=True, model_version="1")
+    assert "run_training" not in backend.call_names()
+    assert summary.model_version == "1" and backend.traffic == {"taxi-fare-model-v1": 100}
+    assert "training: skipped (--skip-training --model-version 1)" in log
+
+
+def test_a_registry_version_reaches_the_backend_with_its_registry() -> None:
+    backend = FakeBackend()
+    run(backend, model_version="4", model_registry="shared-models")
+    [spec] = [args[0] for name, args in backend.calls if name == "create_deployment"]
+    assert spec.model_registry == "shared-models"
+    assert spec.model_reference == "azureml://registries/shared-models/models/taxi-fare-model/versions/4"
+
+
+def test_one_batch_deployment_name_serves_every_version() -> None:
+    backend = FakeBackend(improves=True)
+    run(backend)
+    run(backend)
+    batch_calls = [args for name, args in backend.calls if name == "run_batch"]
+    assert [args[1] for args in batch_calls] == ["taxi-fare-batch-dp", "taxi-fare-batch-dp"]
+    assert [args[3] for args in batch_calls] == ["1", "2"]
+
+
+class FakeClock:
+    """A clock that steps only when a fake backend call says time passed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_every_wait_is_capped_by_what_is_left_of_the_hook_deadline() -> None:
+    clock = FakeClock()
+    backend = FakeBackend()
+    real_training = backend.run_training
+
+    def slow_training(request):  # training takes 3.5 h of the 4 h the hook has
+        clock.now += 3.5 * 3600
+        return real_training(request)
+
+    backend.run_training = slow_training  # type: ignore[method-assign]
+    request = make_request(deadline_s=4 * 3600)
+    deploy(backend, request, Progress(stream=io.StringIO(), clock=clock))
+
+    deadlines = {name: args[-1] for name, args in backend.calls if name in ("create_deployment", "run_batch")}
+    [training_request] = [args[0] for name, args in backend.calls if name == "run_training"]
+    assert training_request.deadline_s == 4 * 3600  # min(training's own 4 h, 4 h left)
+    assert deadlines == {"create_deployment": 1800, "run_batch": 1800}
+
+
+def test_a_hook_past_its_deadline_stops_before_the_next_step() -> None:
+    clock = FakeClock()
+    backend = FakeBackend()
+    real_training = backend.run_training
+
+    def overrunning_training(request):
+        clock.now += request.deadline_s + 1
+        return real_training(request)
+
+    backend.run_training = overrunning_training  # type: ignore[method-assign]
+    with pytest.raises(DeployError, match="deadline .* passed before step deployment"):
+        deploy(backend, make_request(deadline_s=2 * 3600), Progress(stream=io.StringIO(), clock=clock))
+    assert "create_deployment" not in backend.call_names()

@@ -21,7 +21,6 @@ from mlops.promote import (
     check_champion,
     evaluation_record,
     lineage_tags,
-    newest_version,
     promote,
     same_model,
 )
@@ -185,13 +184,6 @@ def test_same_model_compares_identity_not_metrics() -> None:
     assert not same_model(StoredModel(NAME, "1", {**wanted, "source_run": "other"}), wanted)
 
 
-@pytest.mark.parametrize(
-    ("versions", "newest"), [([], None), (["1", "10", "9"], "10"), (["2", "b", "a"], "2"), (["a", "b"], "b")]
-)
-def test_newest_version(versions: list[str], newest: str | None) -> None:
-    assert newest_version(versions) == newest
-
-
 # ---------------------------------------------------------------- for real, between local workdirs
 
 
@@ -202,11 +194,23 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     dev = root / "dev"
     result = train_locally(dev, seed=1)
     assert result.model_version == "1"
-    client = LocalWorkdir(dev).backend().mlflow_client()
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{dev.resolve() / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     first = client.get_model_version(NAME, "1")
     client.create_model_version(NAME, first.source, run_id=first.run_id)
     client.create_model_version(NAME, first.source, run_id=first.run_id, tags=dict(first.tags))
     yield root
+
+
+def _stored(workdir: Path, version: str) -> StoredModel | None:
+    """The version as the workdir's store sees it (its warm interpreter stopped after the read)."""
+    store = LocalWorkdir(workdir)
+    try:
+        return store.get(NAME, version)
+    finally:
+        store.close()
 
 
 def _promote(root: Path, version: str, *extra: str) -> int:
@@ -246,8 +250,7 @@ def test_local_promotion_copies_with_lineage_and_is_idempotent(
     assert "(changed)" in out and version_file.read_text() == "1\n"
     asset = json.loads((trained / "registry" / NAME / "1" / "asset.json").read_text())
     tags = asset["tags"]
-    dev = LocalWorkdir(trained / "dev")
-    source = dev.get(NAME, "1")
+    source = _stored(trained / "dev", "1")
     assert source is not None
     assert (
         tags["promoted_from"] == f"local:{(trained / 'dev').resolve()}" and tags["source_run"] == source.run
@@ -259,8 +262,7 @@ def test_local_promotion_copies_with_lineage_and_is_idempotent(
     assert (
         f"data_sha256: {tags['data_sha256']}" in mlmodel and f"code_sha256: {tags['code_sha256']}" in mlmodel
     )
-    prod = LocalWorkdir(trained / "prod")
-    copied = prod.get(NAME, "1")
+    copied = _stored(trained / "prod", "1")
     assert copied is not None and copied.tags["registry_asset"].endswith(f"/models/{NAME}/versions/1")
     before = {p: p.stat().st_mtime_ns for p in (trained / "registry").rglob("*")}
     assert _promote(trained, "1") == 0
@@ -278,7 +280,7 @@ def test_forcing_a_non_champion_is_recorded(trained: Path, tmp_path: Path) -> No
 def test_the_prod_workdirs_endpoint_serves_the_promoted_version(
     trained: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if LocalWorkdir(trained / "prod").get(NAME, "1") is None:
+    if _stored(trained / "prod", "1") is None:
         assert _promote(trained, "1") == 0
     code = main(["deploy", "--target", "local", "--workdir", str(trained / "prod"), "--model-version", "1"])
     summary = capsys.readouterr().out

@@ -20,17 +20,11 @@ from xml.sax.saxutils import escape
 import pytest
 import responses
 
+from mlops.backends.azure.promotion import AzureModels, registry_models, workspace_models
+from mlops.backends.azure.session import Session
 from mlops.promote import PromotionConflict, PromotionRefused, promote
-from mlops.promote_azure import (
-    AzureModels,
-    registry_client,
-    registry_where,
-    workspace_client,
-    workspace_where,
-)
-from mlops.retry import RetryPolicy
 from mlops.stack_outputs import StackOutputs
-from tests.test_ml_azure_contract import BLOB_DATASTORE, DISCOVERY, SUBSCRIPTION, FakeArm, StaticCredential
+from tests._fake_arm import BLOB_DATASTORE, DISCOVERY, SUBSCRIPTION, FakeArm, StaticCredential
 
 NAME = "taxi-fare-model"
 REGISTRY = "mlr-mlops-001"
@@ -53,6 +47,8 @@ MLMODEL = (
     b"flavors:\n  python_function: {}\nmetadata:\n  lineage:\n    data_sha256: d0d0\n    code_sha256: c0c0\n"
 )
 PICKLE = b"\x80\x05 model bytes"
+CHAMPION = {"champion": "true"}
+"""How register.py marks the champion on Azure ML (a version tag: AZURE-FACTS 16)."""
 
 
 def workspace_path(outputs: StackOutputs) -> str:
@@ -284,24 +280,14 @@ def cloud(monkeypatch: Any) -> Iterator[Cloud]:
         cloud = Cloud(arm, registry, blobs)
         seed_dev_model(cloud, "1", {"test_rmse": "2.5"}, "job-one")
         seed_dev_model(cloud, "2", RECORD, "job-two")
-        seed_dev_model(cloud, "3", RECORD, "job-three")
+        seed_dev_model(cloud, "3", RECORD | CHAMPION, "job-three")
         yield cloud
 
 
 def stores() -> tuple[AzureModels, AzureModels, AzureModels]:
     credential = StaticCredential()
-    fast = RetryPolicy(max_attempts=3, base_delay_s=0.01, deadline_s=30)
-    return (
-        AzureModels(
-            workspace_client(DEV, credential), workspace_where(DEV), policy=fast, sleep=lambda s: None
-        ),
-        AzureModels(
-            registry_client(REGISTRY, credential), registry_where(REGISTRY), policy=fast, sleep=lambda s: None
-        ),
-        AzureModels(
-            workspace_client(PROD, credential), workspace_where(PROD), policy=fast, sleep=lambda s: None
-        ),
-    )
+    dev, prod = Session(DEV, credential=credential), Session(PROD, credential=credential)
+    return workspace_models(dev), registry_models(prod, REGISTRY), workspace_models(prod)
 
 
 def test_the_champion_is_copied_into_the_registry_and_prod_with_its_lineage_as_tags(cloud: Cloud) -> None:
@@ -386,9 +372,13 @@ def test_a_busy_registry_is_retried(cloud: Cloud) -> None:
     assert sum(1 for method, path in cloud.registry.calls if path.endswith("/versions/3")) >= 3
 
 
-def test_the_champion_is_the_newest_version(cloud: Cloud) -> None:
+def test_the_champion_is_the_version_tagged_champion_not_the_newest(cloud: Cloud) -> None:
     dev, _, _ = stores()
     assert dev.champion(NAME) == "3"
+    seed_dev_model(cloud, "4", RECORD, "job-four")  # registered, but the gate did not make it champion
+    assert dev.champion(NAME) == "3"
+    with pytest.raises(PromotionRefused, match=r"version 4 is not the champion .*\(version 3 is\)"):
+        promote(*stores(), NAME, "4")
 
 
 def _outputs_file(tmp_path: Path, outputs: StackOutputs, registry: bool) -> Path:

@@ -13,6 +13,7 @@ import yaml
 
 from mlops.local_runner import StepEvent, StepFailed, StepTimedOut, command_argv, run_pipeline
 from mlops.pipeline_spec import PipelineSpecError
+from mlops.prefork import ForkLauncher, SubprocessLauncher
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_PIPELINE = REPO / "mlops" / "azureml" / "train" / "pipeline.yml"
@@ -107,14 +108,22 @@ def _step_after_scale(script: str) -> dict[str, dict]:
     }
 
 
-def test_outputs_feed_inputs_in_dependency_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["shared fork server", "own fork server", "fresh interpreters"])
+def test_outputs_feed_inputs_in_dependency_order(tmp_path: Path, launcher: ForkLauncher, kind: str) -> None:
     events: list[StepEvent] = []
+    # run_pipeline without a launcher starts a fork server of its own and stops it when done.
+    chosen = {
+        "shared fork server": launcher,
+        "own fork server": None,
+        "fresh interpreters": SubprocessLauncher(),
+    }
     run = run_pipeline(
         _toy_pipeline(tmp_path),
         {},
         tmp_path / "work",
         on_event=events.append,
         env={"TOY_SETTING": "from-env"},
+        launcher=chosen[kind],
     )
     assert [step.name for step in run.steps] == ["count", "scale"]
     assert (run.output("count", "counted") / "numbers.txt").read_text() == "3 4 5"
@@ -134,18 +143,17 @@ def test_outputs_feed_inputs_in_dependency_order(tmp_path: Path) -> None:
     assert "counted [3, 4, 5]" in run.steps[0].log.read_text()
 
 
-def test_steps_run_in_a_code_snapshot_under_the_workdir(tmp_path: Path) -> None:
-    run_pipeline(_toy_pipeline(tmp_path), {}, tmp_path / "work")
+def test_steps_run_in_a_code_snapshot_under_the_workdir(tmp_path: Path, launcher: ForkLauncher) -> None:
+    run_pipeline(_toy_pipeline(tmp_path), {}, tmp_path / "work", launcher=launcher)
     assert (tmp_path / "work" / "code" / "code" / "written_beside_the_script.txt").exists()
     assert not (tmp_path / "code" / "written_beside_the_script.txt").exists()
 
 
-def test_given_inputs_override_defaults_and_paths_resolve(tmp_path: Path) -> None:
+def test_given_inputs_override_defaults_and_paths_resolve(tmp_path: Path, launcher: ForkLauncher) -> None:
     other = tmp_path / "other numbers.txt"
     other.write_text("10 20 30 40")
-    run = run_pipeline(
-        _toy_pipeline(tmp_path), {"n": "2", "label": "two", "source": str(other)}, tmp_path / "w"
-    )
+    given = {"n": "2", "label": "two", "source": str(other)}
+    run = run_pipeline(_toy_pipeline(tmp_path), given, tmp_path / "w", launcher=launcher)
     assert json.loads((run.output("scale", "scaled") / "total.json").read_text()) == {
         "label": "two",
         "total": 75.0,
@@ -153,51 +161,51 @@ def test_given_inputs_override_defaults_and_paths_resolve(tmp_path: Path) -> Non
 
 
 def test_relative_given_path_resolves_from_the_callers_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launcher: ForkLauncher
 ) -> None:
     pipeline = _toy_pipeline(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "numbers.txt").write_text("1 1 1")
     monkeypatch.chdir(elsewhere)
-    run = run_pipeline(pipeline, {"source": "numbers.txt"}, tmp_path / "w")
+    run = run_pipeline(pipeline, {"source": "numbers.txt"}, tmp_path / "w", launcher=launcher)
     assert json.loads((run.output("scale", "scaled") / "total.json").read_text())["total"] == 7.5
 
 
-def test_rerun_gets_fresh_output_folders(tmp_path: Path) -> None:
+def test_rerun_gets_fresh_output_folders(tmp_path: Path, launcher: ForkLauncher) -> None:
     pipeline = _toy_pipeline(tmp_path)
-    first = run_pipeline(pipeline, {}, tmp_path / "w")
+    first = run_pipeline(pipeline, {}, tmp_path / "w", launcher=launcher)
     stale = first.output("count", "counted") / "stale.txt"
     stale.write_text("left over")
-    run_pipeline(pipeline, {}, tmp_path / "w")
+    run_pipeline(pipeline, {}, tmp_path / "w", launcher=launcher)
     assert not stale.exists()
 
 
-def test_failing_step_stops_the_run_with_its_log_tail(tmp_path: Path) -> None:
+def test_failing_step_stops_the_run_with_its_log_tail(tmp_path: Path, launcher: ForkLauncher) -> None:
     events: list[StepEvent] = []
     pipeline = _toy_pipeline(tmp_path, _step_after_scale("fail.py"))
     with pytest.raises(StepFailed) as failure:
-        run_pipeline(pipeline, {}, tmp_path / "w", on_event=events.append)
+        run_pipeline(pipeline, {}, tmp_path / "w", on_event=events.append, launcher=launcher)
     assert failure.value.step == "last" and failure.value.exit_code == 3
     assert "column cost missing" in str(failure.value) and "'last'" in str(failure.value)
     assert "working on line 39" in failure.value.tail and "working on line 0\n" not in failure.value.tail
     assert events[-1].kind == "failed" and events[-1].step == "last"
 
 
-def test_failure_prevents_later_steps(tmp_path: Path) -> None:
+def test_failure_prevents_later_steps(tmp_path: Path, launcher: ForkLauncher) -> None:
     pipeline = _toy_pipeline(tmp_path)
     spec = yaml.safe_load(pipeline.read_text())
     spec["jobs"]["count"]["command"] = "python fail.py ${{inputs.n}} ${{inputs.source}} ${{outputs.counted}}"
     pipeline.write_text(yaml.safe_dump(spec))
     with pytest.raises(StepFailed, match="'count'"):
-        run_pipeline(pipeline, {}, tmp_path / "w")
+        run_pipeline(pipeline, {}, tmp_path / "w", launcher=launcher)
     assert not (tmp_path / "w" / "logs" / "scale.log").exists()
 
 
-def test_step_past_its_timeout_is_killed(tmp_path: Path) -> None:
+def test_step_past_its_timeout_is_killed(tmp_path: Path, launcher: ForkLauncher) -> None:
     pipeline = _toy_pipeline(tmp_path, _step_after_scale("sleep.py"))
     with pytest.raises(StepTimedOut, match="timed out after 1 s") as failure:
-        run_pipeline(pipeline, {}, tmp_path / "w", step_timeout_s=1)
+        run_pipeline(pipeline, {}, tmp_path / "w", step_timeout_s=1, launcher=launcher)
     assert failure.value.step == "last" and "sleeping" in failure.value.tail
 
 
@@ -250,17 +258,18 @@ def _real_pipeline_missing() -> str | None:
 
 @pytest.mark.e2e
 @pytest.mark.skipif(_real_pipeline_missing() is not None, reason=str(_real_pipeline_missing()))
-def test_real_taxi_pipeline_on_generated_rows(tmp_path: Path) -> None:
+def test_real_taxi_pipeline_on_generated_rows(tmp_path: Path, launcher: ForkLauncher) -> None:
     data = tmp_path / "taxi.csv"
     subprocess.run(
         [sys.executable, "-m", "mlops.data", "generate", "--rows", "2000", "--seed", "7", "--out", str(data)],
         cwd=REPO,
         check=True,
     )
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    run = run_pipeline(
-        TRAIN_PIPELINE, {"raw_data": str(data), "model_name": "taxi-test"}, tmp_path / "w", env=env
-    )
+    # One OpenMP thread, as the local backend sets it: on a busy shared machine OpenMP's spinning
+    # barriers make boosting many times slower.
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
+    inputs = {"raw_data": str(data), "model_name": "taxi-test"}
+    run = run_pipeline(TRAIN_PIPELINE, inputs, tmp_path / "w", env=env, launcher=launcher)
     assert [step.name for step in run.steps] == ["prep", "train", "evaluate", "register"]
     for split in ("train", "val", "test"):
         assert (run.output("prep", f"{split}_data") / f"{split}.csv").exists()

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,7 +28,8 @@ from mlops.serving import (
     sample_row_count,
     smoke_test,
 )
-from tests._ml_model import FEATURES, make_tiny_model, synthetic_features
+from mlops.prefork import ForkLauncher
+from tests._ml_model import FEATURES, synthetic_features
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_SCRIPT = REPO / "mlops" / "azureml" / "deploy" / "online" / "score.py"
@@ -244,15 +246,18 @@ def test_smoke_test_gives_up_on_an_unreachable_server(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_dir(tiny_model_dir: Path) -> Path:
     """AZUREML_MODEL_DIR of a tiny registered model (.../azureml-models/taxi-fare-model/1)."""
-    return make_tiny_model(tmp_path_factory.mktemp("registry")).parent
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
-def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
+def server(
+    model_dir: Path, tmp_path_factory: pytest.TempPathFactory, launcher: ForkLauncher
+) -> Iterator[InferenceServer]:
     log = tmp_path_factory.mktemp("server") / "server.log"
-    running = InferenceServer(SCORE_SCRIPT, model_dir, log, workers=1, env={"SCORE_MAX_ROWS": "50"})
+    env = {"SCORE_MAX_ROWS": "50"}
+    running = InferenceServer(SCORE_SCRIPT, model_dir, log, workers=1, env=env, launcher=launcher)
     with running:
         pid = running.pid
         yield running
@@ -260,11 +265,15 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def logged_master_pid(log: Path) -> int:
-    """The gunicorn master pid as gunicorn logged it (a server that failed to start forgets its pid)."""
+    """The gunicorn master pid as logged (a server that failed to start forgets its pid).
+
+    With --preload the master runs init() before gunicorn logs its start, so its AML log lines count.
+    """
     for line in log.read_text().splitlines():
-        if "Listening at" in line or "Starting gunicorn" in line:
-            return int(line.split("[")[2].split("]")[0])
-    raise AssertionError(f"no gunicorn start line in {log}")
+        found = re.search(r"\[(\d+)\] (?:\[INFO\] (?:Starting gunicorn|Listening at)|azmlinfsrv)", line)
+        if found:
+            return int(found.group(1))
+    raise AssertionError(f"no gunicorn or AML server line with a pid in {log}")
 
 
 def assert_process_group_gone(pid: int) -> None:
@@ -388,7 +397,9 @@ def test_smoke_test_reports_a_rejected_sample_at_once(server: InferenceServer, t
     assert "row 0 has 5 values, expected 20" in result.detail
 
 
-def test_a_server_whose_init_fails_raises_with_the_log_tail(model_dir: Path, tmp_path: Path) -> None:
+def test_a_server_whose_init_fails_raises_with_the_log_tail(
+    model_dir: Path, tmp_path: Path, launcher: ForkLauncher
+) -> None:
     broken = tmp_path / "broken_score.py"
     broken.write_text(
         "def init() -> None:\n    raise RuntimeError('model store unreachable')\n\n\n"
@@ -396,7 +407,7 @@ def test_a_server_whose_init_fails_raises_with_the_log_tail(model_dir: Path, tmp
     )
 
     with pytest.raises(ServingError, match="exited with code") as caught:
-        InferenceServer(broken, model_dir, tmp_path / "server.log", workers=1).start()
+        InferenceServer(broken, model_dir, tmp_path / "server.log", workers=1, launcher=launcher).start()
 
     assert "model store unreachable" in str(caught.value)
     assert_process_group_gone(logged_master_pid(tmp_path / "server.log"))
@@ -451,38 +462,86 @@ def test_batch_run_scores_every_row_of_every_file(batch_model: ModuleType, tmp_p
     ],
     ids=["empty", "header only", "missing column", "text value", "infinite value", "month outside bounds"],
 )
-def test_batch_run_names_the_bad_file_and_problem(
-    batch_model: ModuleType, tmp_path: Path, content: str, problem: str
+def test_batch_run_scores_the_good_files_and_names_the_bad_one(
+    batch_model: ModuleType, tmp_path: Path, content: str, problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(content)
+    good = [write_trips(tmp_path / "good-1.csv", 2, 0), write_trips(tmp_path / "good-2.csv", 3, 1)]
 
-    with pytest.raises(batch_model.BatchInputError) as caught:
-        batch_model.run([str(write_trips(tmp_path / "good.csv", 2, 0)), str(bad)])
+    result = batch_model.run([str(good[0]), str(bad), str(good[1])])
 
-    assert str(bad) in str(caught.value) and problem in str(caught.value)
+    assert result["file"].tolist() == ["good-1.csv"] * 2 + ["good-2.csv"] * 3
+    assert np.isfinite(result["prediction"]).all()
+    failed = result.attrs[batch_model.FAILED_FILES]
+    assert list(failed) == [str(bad)] and problem in failed[str(bad)]
+    assert f"skipped {bad}" in capsys.readouterr().err
+
+
+def test_batch_run_of_only_bad_files_returns_no_rows_with_the_columns(
+    batch_model: ModuleType, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("distance\n1\n")
+
+    result = batch_model.run([str(bad)])
+
+    assert result.empty and list(result.columns) == ["file", "row", "prediction"]
+    assert "missing columns" in result.attrs[batch_model.FAILED_FILES][str(bad)]
 
 
 def test_run_batch_scoring_appends_every_mini_batch(model_dir: Path, tmp_path: Path) -> None:
     inputs = [write_trips(tmp_path / f"part-{index}.csv", 4 + index, index) for index in range(12)]
     output = tmp_path / "out" / "predictions.csv"
 
-    rows = run_batch_scoring(BATCH_SCRIPT, model_dir, inputs, output)
+    done = run_batch_scoring(BATCH_SCRIPT, model_dir, inputs, output)
 
     written = pd.read_csv(output)
-    assert rows == len(written) == sum(4 + index for index in range(12))
+    assert done.rows == len(written) == sum(4 + index for index in range(12))
+    assert done.failed == {}
     assert sorted(set(written["file"])) == sorted(path.name for path in inputs)
 
 
-def test_run_batch_scoring_reports_the_failing_file(model_dir: Path, tmp_path: Path) -> None:
+def test_run_batch_scoring_with_a_bad_file_scores_the_rest_and_names_it(
+    model_dir: Path, tmp_path: Path, launcher: ForkLauncher
+) -> None:
     bad = tmp_path / "broken.csv"
     bad.write_text("distance\n1\n")
+    # Mini-batches of 10: the bad file shares its mini-batch with good ones, which must still be scored.
+    inputs = [write_trips(tmp_path / f"part-{index}.csv", 3, index) for index in range(11)]
+    inputs.insert(4, bad)
 
-    with pytest.raises(ServingError, match="broken.csv: missing columns"):
-        run_batch_scoring(BATCH_SCRIPT, model_dir, [bad], tmp_path / "predictions.csv")
+    output = tmp_path / "out" / "predictions.csv"
+    done = run_batch_scoring(BATCH_SCRIPT, model_dir, inputs, output, launcher=launcher)
+
+    written = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert done.rows == len(written) == 33
+    assert sorted(set(written["file"])) == sorted(f"part-{index}.csv" for index in range(11))
+    assert (
+        list(done.failed) == [str(bad)]
+        and "broken.csv: missing columns ['dropoff_latitude'" in (done.failed[str(bad)])
+    )
+    assert done.log is not None and f"skipped {bad}" in done.log.read_text()
 
 
-def test_run_batch_scoring_stops_at_its_deadline(model_dir: Path, tmp_path: Path) -> None:
+def test_run_batch_scoring_reports_a_crashing_entry_script_with_its_log(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken_score.py"
+    broken.write_text(
+        "def init():\n    raise RuntimeError('model store unreachable')\n\n\ndef run(batch):\n    pass\n"
+    )
+
+    with pytest.raises(ServingError, match="failed \\(exit 1\\)") as caught:
+        # The default launcher: a fresh interpreter, as for callers without a warm one.
+        run_batch_scoring(broken, model_dir, [write_trips(tmp_path / "a.csv", 2, 0)], tmp_path / "p.csv")
+
+    assert "model store unreachable" in str(caught.value)
+
+
+def test_run_batch_scoring_stops_at_its_deadline(
+    model_dir: Path, tmp_path: Path, launcher: ForkLauncher
+) -> None:
     slow = tmp_path / "slow_score.py"
     slow.write_text(
         "import time\n\n\ndef init():\n    time.sleep(30)\n\n\ndef run(mini_batch):\n    return []\n"
@@ -490,4 +549,4 @@ def test_run_batch_scoring_stops_at_its_deadline(model_dir: Path, tmp_path: Path
     inputs = [write_trips(tmp_path / "a.csv", 2, 0)]
 
     with pytest.raises(ServingError, match="ran over its 1 s deadline"):
-        run_batch_scoring(slow, model_dir, inputs, tmp_path / "predictions.csv", timeout_s=1.0)
+        run_batch_scoring(slow, model_dir, inputs, tmp_path / "p.csv", timeout_s=1.0, launcher=launcher)

@@ -312,8 +312,13 @@ def test_every_spec_loads_and_validates() -> None:
 def test_every_spec_kind_is_present() -> None:
     files = sorted(p.relative_to(SPECS_ROOT).as_posix() for p in SPECS_ROOT.rglob("*.yml"))
     assert files == [
+        "deploy/batch/batch-conda.yml",
         "deploy/batch/batch-deployment.yml",
         "deploy/batch/batch-endpoint.yml",
+        "deploy/batch/batch-env.yml",
+        "deploy/online/instance-types.yml",
+        "deploy/online/kubernetes-deployment.yml",
+        "deploy/online/kubernetes-endpoint.yml",
         "deploy/online/online-deployment.yml",
         "deploy/online/online-endpoint.yml",
         "deploy/online/score-conda.yml",

@@ -338,3 +338,64 @@ def test_hook_deploy_is_stopped_at_its_deadline_even_when_it_prints_nothing() ->
         )
     assert lines == ["started"]
     assert run_streaming([sys.executable, "-c", "print('done')"], lines.append, 30.0) == 0
+
+
+CONTRACT_OUTPUTS = {
+    "isolationDesign": "customerVnet",
+    "onlineTarget": "kubernetes",
+    "workspacePublicNetworkAccess": "Disabled",
+    "aksClusterName": "aks-taxi001prod",
+    "aksComputeName": "aks-inference",
+    "aksNodeVmSize": "Standard_D4s_v5",
+    "aksNodeCount": 3,
+    "inferenceScoringHost": "scoring.taxi.internal",
+    "inferenceLoadBalancerIp": "10.0.4.250",
+    "ciIdentityClientId": "c1",
+    "ciIdentityPrincipalId": "p1",
+    "agentPoolName": "pool-taxi001prod",
+    "actionGroupId": "/subscriptions/s/resourceGroups/rg/providers/microsoft.insights/actionGroups/ag",
+    "modelRegistryName": "mlr-taxi001",
+}
+
+
+def test_the_contract_outputs_of_this_round_become_typed_fields() -> None:
+    outputs = parse_stack_outputs(COMPLETE | CONTRACT_OUTPUTS, "test")
+    assert (outputs.isolation_design, outputs.online_target) == ("customerVnet", "kubernetes")
+    assert outputs.private_workspace and outputs.aks_node_count == 3
+    assert (outputs.aks_node_vm_size, outputs.inference_scoring_host) == (
+        "Standard_D4s_v5",
+        "scoring.taxi.internal",
+    )
+    assert outputs.model_registry_name == "mlr-taxi001" and outputs.agent_pool_name == "pool-taxi001prod"
+
+
+def test_without_the_new_outputs_the_hook_still_reads_an_older_stack() -> None:
+    outputs = parse_stack_outputs(COMPLETE, "test")
+    assert outputs.online_target is None and outputs.aks_node_count is None and not outputs.private_workspace
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"onlineTarget": "serverless"},
+            "output 'onlineTarget' is 'serverless'; allowed: kubernetes, managed",
+        ),
+        ({"isolationDesign": "none"}, "allowed: customerVnet, managedVnet"),
+        ({"workspacePublicNetworkAccess": "disabled"}, "allowed: Enabled, Disabled"),
+        ({"aksNodeCount": 0}, "'aksNodeCount' must be a whole number of at least 1, got 0"),
+        ({"aksNodeCount": "3"}, "'aksNodeCount' must be a whole number of at least 1, got '3'"),
+        ({"aksNodeVmSize": 4}, "output 'aksNodeVmSize' must be a string, got int"),
+    ],
+)
+def test_malformed_contract_outputs_are_named(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(StackOutputsError) as raised:
+        parse_stack_outputs(COMPLETE | CONTRACT_OUTPUTS | change, "test")
+    assert message in str(raised.value)
+
+
+def test_the_pulumi_hook_watchdog_outlasts_the_hooks_own_deadline() -> None:
+    from mlops.orchestrate import HOOK_DEADLINE_S
+    from stacks.post_deploy import HOOK_TIMEOUT_S
+
+    assert HOOK_TIMEOUT_S > HOOK_DEADLINE_S

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import shutil
 import sys
 import textwrap
@@ -133,13 +134,13 @@ def test_the_azure_job_of_the_sweep_variant_runs_the_pinned_environment(tmp_path
         7,
         sweep=True,
     )
-    job = AzureBackend(outputs)._build_job(request, "taxi-train-x", "key")
+    training = AzureBackend(outputs).training
+    job = training._build_job(request, "taxi-train-x", "key")
     node = job.jobs["sweep"]
     assert isinstance(node, Sweep) and node.trial.environment == "azureml:env:e1"
     wiring = job._to_dict()["jobs"]["evaluate"]["inputs"]["model_input"]["path"]
     assert "train" not in job.jobs and wiring == "${{parent.jobs.sweep.outputs.model_output}}"
-    key = AzureBackend(outputs)._run_key
-    assert key(request) != key(dataclasses.replace(request, sweep=False))
+    assert training._run_key(request) != training._run_key(dataclasses.replace(request, sweep=False))
 
 
 # ---------------------------------------------------------------- our checks on broken sweeps
@@ -465,6 +466,52 @@ def _run_toy(path: Path, workdir: Path) -> list[Trial]:
     return trials
 
 
+FORKED_SWEEP = """
+import json, sys
+from pathlib import Path
+from mlops.local_runner import run_pipeline
+from mlops.prefork import ForkLauncher
+
+class Recording(ForkLauncher):
+    starts, calls = [], []
+
+    def start(self, spec):
+        self.starts.append(Path(spec.cwd).parent.parent.name)
+        return super().start(spec)
+
+    def call(self, function, *args, log=None):
+        self.calls.append(function.__name__)
+        return super().call(function, *args, log=log)
+
+path, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+env = {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}", "MLFLOW_EXPERIMENT_NAME": "toy"}
+with Recording(log=workdir / "forkserver.log") as launcher:
+    run_pipeline(path, {}, workdir, env=env, launcher=launcher)
+print(json.dumps({"starts": launcher.starts, "calls": launcher.calls, "mlflow": "mlflow" in sys.modules}))
+"""
+
+
+def test_trials_and_their_mlflow_runs_fork_from_the_pipelines_warm_interpreter(tmp_path: Path) -> None:
+    """Issue 10's path: every trial is a run_step process of the pipeline's launcher, and the sweep's MLflow
+    bookkeeping runs there too, so the orchestrating process never imports MLflow."""
+    import subprocess
+
+    path = _toy_sweep(tmp_path, TOY_TRIAL, {"type": "random", "seed": 3}, trials=3)
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_SWEEP, str(path), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=SPECS_ROOT.parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert sorted(seen["starts"]) == ["run", "tune-01", "tune-02", "tune-03"], "make, then one per trial"
+    assert seen["calls"].count("open_trial") == 3 and seen["calls"].count("latest_metric") == 3
+    assert seen["calls"][0] == "open_sweep" and seen["calls"][-1] == "close_run"
+    assert seen["mlflow"] is False
+
+
 def test_a_bayesian_toy_sweep_asks_optuna_and_keeps_the_best_trial_output(tmp_path: Path) -> None:
     trials = _run_toy(_toy_sweep(tmp_path, TOY_TRIAL, "bayesian"), tmp_path / "run")
     assert [t.status for t in trials] == ["completed"] * 4
@@ -502,12 +549,14 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     inputs = {"raw_data": str(trips), "model_name": "taxi-fare-model", "seed": 42}
     run = run_pipeline(path, inputs, root / "run", env=env, sweep=True)
-    pipeline = load_pipeline(path, sweep=True)
-    done = {step.name: step for step in run.steps if step.name == "prep"}
-    values = {"raw_data": str(trips), "model_name": "taxi-fare-model", "seed": "42"}
-    repeat = run_sweep_step(
-        pipeline, pipeline.step("sweep"), values, done, root / "repeat", env, sys.executable, 900
-    )
+    sweep = load_pipeline(path, sweep=True).step("sweep")
+    inputs = {
+        "train_data": str(run.output("prep", "train_data")),
+        "val_data": str(run.output("prep", "val_data")),
+        "seed": "42",
+    }
+    assert set(inputs) == set(sweep.inputs)
+    repeat = run_sweep_step(sweep, inputs, root / "repeat", env={**os.environ, **env}, timeout_s=900, seed=42)
     return {"run": run, "repeat": repeat, "root": root}
 
 

@@ -132,7 +132,8 @@ def test_load_test_counts_match_the_servers_own_count(
     summary = SUMMARY.search(done.stdout)
     assert summary is not None, done.stdout
     requests, users, errors = (int(group) for group in summary.groups())
-    assert users == 2 and errors == 0 and requests > 10
+    # Any positive count proves the point (exact agreement below); throughput depends on the machine's load.
+    assert users == 2 and errors == 0 and requests > 0
     assert collected_requests(collected) - before == requests
     with (tmp_path / "report" / "loadtest_stats.csv").open() as handle:
         aggregated = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")

@@ -192,3 +192,55 @@ def test_cli_several_stacks_need_a_stack_placeholder(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "{stack}" in result.stderr
+
+
+DESIGN_OVERRIDES = {
+    "customerVnet": [f"{P}:isolationDesign=customerVnet"],
+    "managedVnet": [f"{P}:isolationDesign=managedVnet", f"{P}:enableAks=false"],
+}
+
+
+def test_cli_plans_each_stack_in_each_design_and_each_passes_the_policy_check(tmp_path: Path) -> None:
+    """The design matrix through the real CLI: the shipped stack files plus the design's overrides."""
+    from stacks.check import check_plan, mandatory
+
+    plans: dict[tuple[str, str], dict] = {}
+    for design, overrides in DESIGN_OVERRIDES.items():
+        pattern = str(tmp_path / f"{design}-{{stack}}.json")
+        flags = [flag for override in overrides for flag in ("--config", override)]
+        result = subprocess.run(
+            [sys.executable, "-m", "stacks", "plan", "--stack", "dev", "--stack", "prod", "--quiet"]
+            + ["--json", pattern, *flags],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        for stack in ("dev", "prod"):
+            plans[(stack, design)] = json.loads((tmp_path / f"{design}-{stack}.json").read_text())
+    for (stack, design), plan in plans.items():
+        types = {resource["type"] for resource in plan["resources"]}
+        assert ("azure-native:containerservice:ManagedCluster" in types) is (design == "customerVnet")
+        assert "azure-native:network:NatGateway" in types
+        assert plan["outputs"]["isolationDesign"] == design
+        assert mandatory(check_plan(plan)) == [], (stack, design)
+    for stack in ("dev", "prod"):
+        # The managed VNet has no AKS, no training/AKS subnets and fewer private endpoints: a smaller plan.
+        assert len(plans[(stack, "managedVnet")]["resources"]) < len(
+            plans[(stack, "customerVnet")]["resources"]
+        )
+
+
+def test_cli_refuses_a_managed_vnet_with_aks_naming_the_limitation(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stacks", "plan", "--stack", "dev", "--quiet"]
+        + ["--json", str(tmp_path / "plan.json"), "--config", f"{P}:isolationDesign=managedVnet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and not (tmp_path / "plan.json").exists()
+    assert f"{P}:isolationDesign" in result.stderr and "AZURE-FACTS 1" in result.stderr
+    assert "enableAks=false" in result.stderr

@@ -25,6 +25,21 @@ class ConfigurationError(BackendError):
     kind = "config"
 
 
+class UsageError(ConfigurationError):
+    """The request cannot be carried out as given (flags, files, stack outputs, missing champion); exit 2.
+
+    It lives beside the backend contract so backends raise it without importing the orchestration.
+    """
+
+
+def serving_deployment(traffic: Mapping[str, int], exclude: str | None = None) -> str | None:
+    """The deployment taking most of the traffic (ties by name), ignoring `exclude`; None if none takes any."""
+    candidates = [(share, name) for name, share in traffic.items() if share > 0 and name != exclude]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda item: (-item[0], item[1]))[1]
+
+
 @dataclass(frozen=True)
 class EnvironmentSpec:
     """The training/inference environment: a base image plus a conda file."""
@@ -102,7 +117,17 @@ class DeploymentSpec:
     model_name: str
     model_version: str
     instance_type: str = "Standard_DS3_v2"
+    """The managed online SKU; a Kubernetes deployment takes its instance type from its spec instead."""
     instance_count: int = 1
+    model_registry: str | None = None
+    """The Azure ML registry the version comes from; None for a version registered in the workspace."""
+
+    @property
+    def model_reference(self) -> str:
+        """The model as a deployment names it: `azureml:<name>:<version>` or the registry asset id."""
+        if self.model_registry:
+            return f"azureml://registries/{self.model_registry}/models/{self.model_name}/versions/{self.model_version}"
+        return f"azureml:{self.model_name}:{self.model_version}"
 
 
 @dataclass(frozen=True)

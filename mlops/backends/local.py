@@ -6,6 +6,9 @@ What stands in for what:
 - data asset: the validated CSV copied to WORKDIR/data/<sha256>.csv, versioned in the registry;
 - compute: this machine;
 - training: mlops.local_runner.run_pipeline with MLflow at sqlite:///WORKDIR/mlflow.db;
+- processes: steps, inference servers and batch drivers are forked from one warm interpreter
+  (mlops.prefork), started when the backend is, which also runs the MLflow registry calls: this
+  process never imports MLflow;
 - online endpoint: a record in WORKDIR/endpoints.json. Each deployment is an AML inference-server
   process on 127.0.0.1 serving mlops/azureml/deploy/online/score.py; the endpoint's scoring URI is the
   URI of the deployment that takes the traffic (no router: traffic is all-or-nothing locally, so a
@@ -25,8 +28,9 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
+from mlops.backends import local_registry
 from mlops.src.gate import CHAMPION_ALIAS
 from mlops.backends.base import (
     AssetRef,
@@ -40,16 +44,14 @@ from mlops.backends.base import (
     SmokeResult,
     TrainingRequest,
     TrainingResult,
+    serving_deployment,
 )
 from mlops.local_runner import StepEvent, StepFailed, run_pipeline
-from mlops.orchestrate import serving_deployment
 from mlops.pipeline_spec import PipelineSpecError
+from mlops.prefork import ForkLauncher, LauncherError
 from mlops.serving import InferenceServer, run_batch_scoring
 from mlops.serving import smoke_test as smoke_test_uri
 from mlops.src.taxi_schema import TaxiDataError, load_taxi_csv
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
 
 MLOPS = Path(__file__).resolve().parent.parent
 COLLECT_DIR_ENV = "MLOPS_COLLECT_DIR"
@@ -109,8 +111,13 @@ class LocalBackend:
         log: Callable[[str], None] | None = None,
         keep_endpoint_up: bool = False,
         python: str = sys.executable,
+        warm_start: bool = False,
     ) -> None:
-        """`keep_endpoint_up`: serve the endpoint even when this run changes nothing (for --serve)."""
+        """`keep_endpoint_up`: serve the endpoint even when this run changes nothing (for --serve).
+
+        `warm_start`: start the warm interpreter now, so that its imports overlap whatever the caller
+        does next (a deploy generating its data); otherwise it starts on first use.
+        """
         self.workdir = workdir.resolve()
         self.keep_endpoint_up = keep_endpoint_up
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +128,9 @@ class LocalBackend:
         self._endpoints = JsonFile(self.workdir / "endpoints.json")
         self._servers: dict[str, InferenceServer] = {}
         """Deployment name -> the InferenceServer this backend started for it."""
+        self._launcher = ForkLauncher(python=python, log=self.workdir / "logs" / "forkserver.log")
+        if warm_start:
+            self._launcher.warm()
 
     # ------------------------------------------------------------ assets
 
@@ -181,6 +191,7 @@ class LocalBackend:
                 python=self._python,
                 on_event=self._step_event,
                 step_timeout_s=request.deadline_s,
+                launcher=self._launcher,
                 sweep=request.sweep,
             )
         except (PipelineSpecError, FileNotFoundError) as error:
@@ -205,7 +216,8 @@ class LocalBackend:
         if event.kind == "progress":
             self._log(f"training: step {event.index + 1}/{event.total} {event.step}: {event.detail}")
             return
-        timing = "" if event.kind == "started" else f" ({event.seconds:.1f}s)"
+        cpu = "" if event.cpu_seconds is None else f", {event.cpu_seconds:.1f}s CPU"
+        timing = "" if event.kind == "started" else f" ({event.seconds:.1f}s{cpu})"
         self._log(f"training: step {event.index + 1}/{event.total} {event.step} {event.kind}{timing}")
 
     def _next_run_dir(self) -> Path:
@@ -227,32 +239,28 @@ class LocalBackend:
 
     def _ensure_experiment(self, experiment: str) -> None:
         # Created here so its artifacts land in the workdir, not in ./mlruns under the steps' cwd.
-        client = self._client()
-        if client.get_experiment_by_name(experiment) is None:
-            client.create_experiment(experiment, artifact_location=(self.workdir / "mlartifacts").as_uri())
+        artifacts = (self.workdir / "mlartifacts").as_uri()
+        self._registry_call(local_registry.ensure_experiment, self.tracking_uri, experiment, artifacts)
 
-    def _client(self) -> MlflowClient:
-        # mlflow is imported on first use: it takes seconds, and the CLI's usage errors should not wait.
-        from mlflow import MlflowClient
+    def _registry_call(self, function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        try:
+            answer = self._launcher.call(function, *args)
+        except LauncherError as error:
+            raise BackendError(f"MLflow at {self.tracking_uri}: {error}") from error
+        if "error" in answer:
+            raise BackendError(answer["error"])
+        return answer
 
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
-    def mlflow_client(self) -> MlflowClient:
-        """The client of this workdir's MLflow tracking server and model registry (sqlite)."""
-        return self._client()
+    def registered_model(self, model_name: str, version: str) -> dict[str, Any] | None:
+        """{"tags", "run_id"} of a version registered in this workdir's MLflow registry, or None."""
+        found = self._registry_call(local_registry.model_version, self.tracking_uri, model_name, version)
+        return found["model"]
 
     def champion_version(self, model_name: str) -> str | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return str(self._client().get_model_version_by_alias(model_name, CHAMPION_ALIAS).version)
-        except MlflowException as error:
-            # No such model, or no such alias on it (MLflow reports the latter as a bad parameter).
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise BackendError(
-                f"reading {model_name}@{CHAMPION_ALIAS} from {self.tracking_uri}: {error}"
-            ) from error
+        version = self._registry_call(
+            local_registry.alias_version, self.tracking_uri, model_name, CHAMPION_ALIAS
+        )["version"]
+        return None if version is None else str(version)
 
     # ------------------------------------------------------------ online endpoint
 
@@ -322,35 +330,18 @@ class LocalBackend:
 
     def _download_model(self, model_name: str, version: str) -> Path:
         """The registered version laid out as AML mounts it: .../azureml-models/<name>/<version>/."""
-        import mlflow.artifacts
-
-        # A progress bar per download would interleave with the step lines on stderr.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         target = self._model_path(model_name, version)
         if (target / "MLmodel").is_file():
             return target
-        from mlflow.exceptions import MlflowException
-
-        try:
-            source = self._client().get_model_version_download_uri(model_name, version)
-        except MlflowException as error:
+        answer = self._registry_call(
+            local_registry.download_model, self.tracking_uri, model_name, version, str(target)
+        )
+        if "missing" in answer:
             raise ConfigurationError(
                 f"model {model_name} version {version} is not registered in {self.tracking_uri}: "
-                f"{error.message}; give a registered version (see the summary of an earlier run)"
-            ) from error
-        scratch = target.with_name(f"{version}.partial")
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=str(scratch), tracking_uri=self.tracking_uri
-        )
-        model_file = next(scratch.rglob("MLmodel"), None)
-        if model_file is None:
-            raise BackendError(f"model {model_name}:{version} at {source} holds no MLmodel file")
-        shutil.rmtree(target, ignore_errors=True)
-        model_file.parent.rename(target)
-        shutil.rmtree(scratch, ignore_errors=True)
-        return target
+                f"{answer['missing']}; give a registered version (see the summary of an earlier run)"
+            )
+        return Path(answer["path"])
 
     def _server(self, endpoint: str, deployment: str, startup_timeout_s: float = 120.0) -> InferenceServer:
         """The running server of a deployment, started if this backend has none for it yet."""
@@ -368,6 +359,7 @@ class LocalBackend:
             log_file,
             env=collect,
             startup_deadline_s=startup_timeout_s,
+            launcher=self._launcher,
         ).start()
         self._servers[deployment] = server
         endpoints[endpoint]["deployments"][deployment] |= {
@@ -436,11 +428,19 @@ class LocalBackend:
         model_dir = self._download_model(model_name, model_version)
         output = self.workdir / "batch" / endpoint / deployment / "predictions.csv"
         output.parent.mkdir(parents=True, exist_ok=True)
-        rows = run_batch_scoring(BATCH_SCRIPT, model_dir, [sample], output, timeout_s=deadline_s)
-        return BatchResult("Completed", rows, str(output))
+        done = run_batch_scoring(
+            BATCH_SCRIPT, model_dir, [sample], output, timeout_s=deadline_s, launcher=self._launcher
+        )
+        skipped = "; ".join(f"{name}: {problem}" for name, problem in done.failed.items())
+        if skipped and not done.rows:
+            raise BackendError(f"batch scoring on {endpoint}/{deployment} scored nothing: {skipped}")
+        if skipped:
+            self._log(f"batch: skipped {len(done.failed)} input file(s) (see {done.log}): {skipped}")
+        return BatchResult("Completed", done.rows, str(output))
 
     def close(self) -> None:
-        """Stop every server this backend started (each by its own pid)."""
+        """Stop every server this backend started (each by its own pid), then the fork server."""
         while self._servers:
             _, server = self._servers.popitem()
             server.stop()
+        self._launcher.close()

@@ -23,19 +23,23 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 # Siblings in mlops/src: Azure ML uploads this folder as the step's code.
-from gate import CHAMPION_ALIAS, Decision, Metrics, decide
+from gate import CHAMPION_ALIAS, Decision, Metrics, decide, pick_champion
 from taxi_schema import FEATURES, TARGET, TaxiDataError, load_taxi_csv
-from tracking import step_run
+from tracking import registry_supports_aliases, step_run
 
 # get_model_version_by_alias raises these when the model or its alias does not exist yet.
 _NO_CHAMPION_ERRORS = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
 def champion_version(client: MlflowClient, model_name: str) -> ModelVersion | None:
-    """The version the `champion` alias points to, or None before the first registration."""
-    # get_model_version_by_alias, not search_model_versions: on sqlite the latter returns no aliases.
+    """The champion (alias locally, champion tag on Azure ML), or None before the first registration."""
     try:
-        return client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+        if registry_supports_aliases():
+            # get_model_version_by_alias, not search_model_versions: on sqlite the latter returns no aliases.
+            return client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+        versions = client.search_model_versions(f"name='{model_name}'")
+        picked = pick_champion((str(version.version), version.tags) for version in versions)
+        return None if picked is None else client.get_model_version(model_name, picked)
     except MlflowException as error:
         if error.error_code in _NO_CHAMPION_ERRORS:
             return None

@@ -15,16 +15,44 @@ The metric is RMSE in dollars, with the champion re-scored on the *same* test se
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 CHAMPION_ALIAS = "champion"
-"""The registry alias that marks the deployed model version."""
+"""The registry alias that marks the champion locally (MLflow on sqlite supports aliases)."""
+
+CHAMPION_TAG, CHAMPION_TAG_VALUE = "champion", "true"
+"""The model version tag that marks the champion on Azure ML, whose MLflow registry supports version tags but
+not aliases (how-to-manage-models-mlflow.md, supported capabilities; AZURE-FACTS 16)."""
 
 RELATIVE_TOLERANCE = 0.001
 """How much lower (relative) a candidate's RMSE must be than the champion's to replace it."""
+
+
+def version_key(version: str) -> tuple[int, int, str]:
+    """Sort key of model versions: numbers numerically (registries count 1, 2, ...), other labels after."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
+
+
+def is_older(version: str, than: str) -> bool:
+    """Whether numeric `version` was registered before numeric `than` (labels are never ordered)."""
+    return version.isdigit() and than.isdigit() and int(version) < int(than)
+
+
+def pick_champion(versions: Iterable[tuple[str, Mapping[str, str]]]) -> str | None:
+    """The champion among (version, tags): the newest version tagged champion=true, chosen on the client side.
+
+    Azure ML's registry cannot search by tag, and moving the tag is two calls (tag the new version, untag
+    the old): if the second is lost, the newest tagged version is still the right one.
+    """
+    tagged = [
+        version
+        for version, tags in versions
+        if str((tags or {}).get(CHAMPION_TAG, "")).lower() == CHAMPION_TAG_VALUE
+    ]
+    return max(tagged, key=version_key) if tagged else None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Pipeline step: register the evaluated model and move the `champion` alias, only when evaluate said so."""
+"""Pipeline step: register the evaluated model and mark it champion, only when evaluate said so.
+
+The mark is the `champion` alias on MLflow's own registry and the champion=true version tag on Azure ML's,
+which does not support aliases (AZURE-FACTS 16).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ import mlflow
 from mlflow import MlflowClient
 
 # Siblings in mlops/src: Azure ML uploads this folder as the step's code.
-from gate import CHAMPION_ALIAS
-from tracking import step_run
+from gate import CHAMPION_ALIAS, CHAMPION_TAG, CHAMPION_TAG_VALUE
+from tracking import registry_supports_aliases, step_run
 
 MODEL_ARTIFACT = "model"
 
@@ -30,8 +34,20 @@ def read_evaluation(evaluation_output: Path) -> tuple[int, dict[str, Any]]:
     return int(text), json.loads(metrics_file.read_text())
 
 
+def mark_champion(client: MlflowClient, model_name: str, version: str) -> None:
+    """Make `version` the champion: move the alias, or tag it and then untag every other version."""
+    if registry_supports_aliases():
+        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+        return
+    # Tag first: if untagging the old champion is lost, the newest tagged version still wins (gate.py).
+    client.set_model_version_tag(model_name, version, CHAMPION_TAG, CHAMPION_TAG_VALUE)
+    for other in client.search_model_versions(f"name='{model_name}'"):
+        if str(other.version) != version and CHAMPION_TAG in (other.tags or {}):
+            client.delete_model_version_tag(model_name, str(other.version), CHAMPION_TAG)
+
+
 def register(model_name: str, model_path: Path, test_metrics: dict[str, Any], run_id: str) -> str:
-    """Log the model folder as it is (the bytes evaluate scored), register it, alias it champion."""
+    """Log the model folder as it is (the bytes evaluate scored), register it, mark it champion."""
     if not (model_path / "MLmodel").is_file():
         raise SystemExit(f"{model_path}: no MLmodel file; pass the train step's model_output folder")
     mlflow.log_artifacts(str(model_path), MODEL_ARTIFACT)
@@ -42,7 +58,7 @@ def register(model_name: str, model_path: Path, test_metrics: dict[str, Any], ru
         tags={f"test_{name}": str(test_metrics[name]) for name in ("r2", "rmse", "mae")}
         | {"deploy_reason": str(test_metrics.get("reason", ""))},
     ).version
-    MlflowClient().set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+    mark_champion(MlflowClient(), model_name, str(version))
     return str(version)
 
 

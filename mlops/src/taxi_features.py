@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -81,15 +82,19 @@ def seconds_into_year(
     return day_of_year * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
 
 
+Column = Callable[[str], np.ndarray]
+"""A raw column by name as a float64 array: the one way the features read their input."""
+
+
 def trip_minutes(trips: pd.DataFrame) -> np.ndarray:
     """Trip duration in minutes from the pickup and dropoff date parts; trips may cross New Year."""
+    return _trip_minutes(_frame_column(trips))
 
+
+def _trip_minutes(column: Column) -> np.ndarray:
     def at(prefix: str) -> np.ndarray:
         return seconds_into_year(
-            *(
-                trips[f"{prefix}_{part}"].to_numpy(dtype="float64")
-                for part in ("month", "monthday", "hour", "minute", "second")
-            )
+            *(column(f"{prefix}_{part}") for part in ("month", "monthday", "hour", "minute", "second"))
         )
 
     seconds = at("dropoff") - at("pickup")
@@ -97,20 +102,20 @@ def trip_minutes(trips: pd.DataFrame) -> np.ndarray:
     return seconds / 60
 
 
-def engineer_features(trips: pd.DataFrame) -> pd.DataFrame:
-    """The model's inputs for trips given as a DataFrame with the 20 named raw columns (any order)."""
+def _frame_column(trips: pd.DataFrame) -> Column:
+    return lambda name: trips[name].to_numpy(dtype="float64")
 
-    def column(name: str) -> np.ndarray:
-        return trips[name].to_numpy(dtype="float64")
 
+def feature_columns(column: Column) -> dict[str, np.ndarray]:
+    """The model's inputs, in model order, computed from raw columns fetched by name."""
     pickup = column("pickup_latitude"), column("pickup_longitude")
     dropoff = column("dropoff_latitude"), column("dropoff_longitude")
     distance, hour, weekday = column("distance"), column("pickup_hour"), column("pickup_weekday")
-    minutes = trip_minutes(trips)
+    minutes = _trip_minutes(column)
     straight = haversine_miles(*pickup, *dropoff)
     pickup_manhattan, dropoff_manhattan = in_manhattan(*pickup), in_manhattan(*dropoff)
     pickup_jfk, dropoff_jfk = near(*pickup, AIRPORTS["jfk"]), near(*dropoff, AIRPORTS["jfk"])
-    features = {
+    return {
         "distance": distance,
         "trip_minutes": minutes,
         "straight_miles": straight,
@@ -138,4 +143,24 @@ def engineer_features(trips: pd.DataFrame) -> pd.DataFrame:
         "dropoff_lga": near(*dropoff, AIRPORTS["lga"]),
         "dropoff_ewr": near(*dropoff, AIRPORTS["ewr"]),
     }
-    return pd.DataFrame(features, index=trips.index)
+
+
+def engineer_features(trips: pd.DataFrame) -> pd.DataFrame:
+    """The model's inputs for trips given as a DataFrame with the 20 named raw columns (any order)."""
+    return pd.DataFrame(feature_columns(_frame_column(trips)), index=trips.index)
+
+
+def engineer_matrix(rows: np.ndarray, columns: Sequence[str]) -> np.ndarray:
+    """engineer_features for a float matrix whose columns are named by `columns`: the same numbers, as a
+    matrix in model order, without pandas (a few rows cost ~30 us instead of ~1 ms).
+    """
+    # One contiguous array per raw column, as a DataFrame column is: numpy's vectorised sin/cos may
+    # round differently on strided views, and the two forms must agree to the last bit.
+    by_column = np.ascontiguousarray(rows.T, dtype="float64")
+    position = {name: index for index, name in enumerate(columns)}
+    return np.column_stack(list(feature_columns(lambda name: by_column[position[name]]).values()))
+
+
+# The scoring scripts look for this on the pickled feature step (cloudpickle keeps function attributes)
+# to skip pandas on their hot path; they check the two forms agree before they use it.
+engineer_features.matrix_form = engineer_matrix  # type: ignore[attr-defined]

@@ -26,3 +26,8 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tag("step", step)
         yield run
+
+
+def registry_supports_aliases() -> bool:
+    """Whether the model registry keeps aliases: MLflow's own does; Azure ML's (an azureml:// URI) keeps tags only."""
+    return not mlflow.get_registry_uri().startswith("azureml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pandas as pd
 
 MODEL_SEARCH_DEPTH = 4
 OUTPUT_COLUMNS = ["file", "row", "prediction"]
+FAILED_FILES = "failed_files"
+"""Key in the returned frame's attrs naming the files run() skipped ({path: problem}); AML ignores attrs."""
 
 _model: Any = None
 _features: tuple[str, ...] = ()
@@ -60,7 +63,7 @@ def read_features(
     """The file's features as a finite float matrix in model order; extra columns (e.g. cost) are ignored."""
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as problem:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as problem:
         raise BatchInputError(f"{path}: not a readable CSV file ({problem})") from None
     missing = [feature for feature in features if feature not in frame.columns]
     if missing:
@@ -103,14 +106,23 @@ def init() -> None:
 
 
 def run(mini_batch: list[str]) -> pd.DataFrame:
-    """Score every row of every file: one output row per input row (file name, row index, prediction)."""
-    frames = []
+    """Score every row of every readable file: one output row per input row (file, row index, prediction).
+
+    A file that is not valid input is skipped and named (stderr, and attrs[FAILED_FILES]) rather than
+    raised: Azure ML fails the whole mini-batch when run() raises, and the good files with it.
+    """
+    frames, failed = [], {}
     for name in mini_batch:
         path = Path(name)
-        matrix = read_features(path, _features, _bounds)
+        try:
+            matrix = read_features(path, _features, _bounds)
+        except BatchInputError as problem:
+            failed[name] = str(problem)
+            print(f"batch_score.py: skipped {problem}", file=sys.stderr)
+            continue
         predictions = np.ravel(_model.predict(pd.DataFrame(matrix, columns=list(_features))))
         rows = np.arange(len(matrix))
         frames.append(pd.DataFrame({"file": path.name, "row": rows, "prediction": predictions}))
-    if not frames:
-        return pd.DataFrame(columns=OUTPUT_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=OUTPUT_COLUMNS)
+    result.attrs[FAILED_FILES] = failed
+    return result

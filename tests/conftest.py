@@ -1,0 +1,46 @@
+"""Shared test setup: a bytecode cache, hypothesis's example store under .work, and cross-module fixtures.
+
+Fixtures here are session-scoped, so each pytest-xdist worker builds them once (in its own temp
+folder, with its own ports) and every module that reads them shares them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from mlops.prefork import ForkLauncher, use_bytecode_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Every test process and subprocess otherwise recompiles what it imports when PYTHONDONTWRITEBYTECODE
+# is set: minutes over the suite. The cache lives in .work/pycache (see mlops.prefork).
+use_bytecode_cache()
+# One OpenMP thread per test process (and the processes tests start), set before scikit-learn loads
+# OpenMP: pytest-xdist already runs a process per core, and OpenMP's spinning barriers on a busy
+# machine made a 2-row boosted-trees predict take a second instead of milliseconds.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+settings.register_profile("project", database=DirectoryBasedExampleDatabase(ROOT / ".work" / "hypothesis"))
+settings.load_profile("project")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """AZUREML_MODEL_DIR of a tiny registered model (.../azureml-models/taxi-fare-model/1)."""
+    from tests._ml_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("registry")).parent
+
+
+@pytest.fixture(scope="session")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkLauncher]:
+    """One warm fork server per test process, for every test that runs steps, servers or batch drivers."""
+    log = tmp_path_factory.mktemp("prefork") / "forkserver.log"
+    with ForkLauncher(log=log) as warm:
+        yield warm
