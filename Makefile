@@ -10,6 +10,15 @@ STAMP := $(VENV)/.installed
 WORKDIR ?= .work
 # uv uses the Python found above and never downloads one of its own.
 export UV_PYTHON_DOWNLOADS := never
+# uv installs no bytecode, so where PYTHONDONTWRITEBYTECODE is set every interpreter recompiles the
+# Azure SDKs it imports (~10 s of CPU per `stacks plan`). Keep the cache in .work/pycache instead, as the
+# tests and the local lifecycle's fork server do (mlops/prefork.py); a cache folder already chosen is kept.
+ifdef PYTHONDONTWRITEBYTECODE
+ifndef PYTHONPYCACHEPREFIX
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/.work/pycache
+endif
+endif
 
 .PHONY: help venv test lint demo plan bench lock clean
 

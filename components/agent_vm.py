@@ -114,6 +114,12 @@ def render_cloud_init(vm_name: str, install: AgentInstall) -> str:
 set -euo pipefail
 AZP_URL={shlex.quote(install.org_url)}
 AZP_POOL={shlex.quote(install.pool_name)}
+# What the pipelines' jobs run on these agents: `make venv` (GNU make, Python 3.11 as pyproject.toml
+# requires; Ubuntu 24.04 ships 3.12, so from the deadsnakes PPA) and AzureCLI@2 (the az CLI, installed
+# as Microsoft's "Install the Azure CLI on Linux" page gives it for Ubuntu).
+add-apt-repository -y ppa:deadsnakes/ppa
+apt-get update -q && apt-get install -y -q python3.11 python3.11-venv
+curl -fsSL https://aka.ms/InstallAzureCLIDeb | bash
 {reader}curl -fsSL -o {AGENT_HOME}/agent.tar.gz {shlex.quote(url)}
 install_agent() {{
   local dir={AGENT_HOME}/agent-$1
@@ -128,11 +134,12 @@ unset AZP_TOKEN
     indented = "\n".join(f"      {line}" if line else "" for line in script.splitlines())
     return f"""#cloud-config
 package_update: true
-packages: [curl, git, jq, unzip, python3, python3-venv, python3-pip]
+packages: [curl, git, jq, unzip, make, ca-certificates, software-properties-common]
 users:
   - default
+  # A normal user with a home (a system user gets none): jobs keep the uv and pip caches and ~/.azure there.
   - name: {AGENT_USER}
-    system: true
+    homedir: /home/{AGENT_USER}
     shell: /bin/bash
 write_files:
   - path: {INSTALL_SCRIPT}

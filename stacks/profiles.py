@@ -51,7 +51,9 @@ PROFILES: Mapping[Environment, Profile] = {
         compute_max_nodes=2,
         compute_idle_seconds=120,
         compute_priority="LowPriority",
-        aks_node_count=1,
+        # Two, not one: blue/green holds two Kubernetes deployments of 2 CPU each (an MLflow model's minimum,
+        # AZURE-FACTS 29) while traffic moves, and one 4-core node allocates 3.86 cores to pods.
+        aks_node_count=2,
         # Nobody is paged for a sandbox; switched on, its alerts are informational and lenient.
         alerts_enabled=False,
         alert_severity=3,

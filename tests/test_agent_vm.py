@@ -78,7 +78,20 @@ def test_cloud_init_registers_every_agent_with_a_pat_it_reads_at_boot() -> None:
     assert "AZP_POOL=pool-test\n" in content and "AZP_URL=https://dev.azure.com/contoso\n" in content
     assert '--auth pat --token "$AZP_TOKEN"' in content
     assert f"{SECRET_URI}?api-version={KEY_VAULT_API_VERSION}" in content and CLIENT_ID in content
-    assert document["users"][1] == {"name": "azagent", "system": True, "shell": "/bin/bash"}
+    # A normal user with a home: cloud-init gives a `system: true` user none, and the jobs' uv/pip caches
+    # and ~/.azure live there.
+    assert document["users"][1] == {"name": "azagent", "homedir": "/home/azagent", "shell": "/bin/bash"}
+
+
+def test_the_agents_have_what_the_pipeline_jobs_run() -> None:
+    document = yaml.safe_load(render_cloud_init("vm-agent", INSTALL))
+    content = document["write_files"][0]["content"]
+    assert {"make", "git", "curl"} <= set(document["packages"])  # `make venv`, checkout
+    # pyproject.toml pins Python 3.11 (Ubuntu 24.04 ships 3.12); AzureCLI@2 needs the az CLI on the agent.
+    assert "apt-get install -y -q python3.11 python3.11-venv" in content
+    assert "curl -fsSL https://aka.ms/InstallAzureCLIDeb | bash" in content
+    # Installed before the agents register, so no job ever lands on an agent without them.
+    assert content.index("InstallAzureCLIDeb") < content.index("install_agent 1")
 
 
 def test_the_boot_script_is_valid_bash() -> None:

@@ -293,7 +293,9 @@ def test_platform_workspace_identity_reads_the_storage_private_endpoints_in_prod
     account = cfg.names.storage_account
     expected = {endpoints[f"pe-{account}-blob"], endpoints[f"pe-{account}-file"]} if endpoints else set()
     assert readers == expected
-    assert bool(readers) is (cfg.environment == "prod")
+    # Both shipped stacks are customer-VNet designs, which put storage behind private endpoints in dev too.
+    assert bool(readers) is bool(endpoints)
+    assert cfg.environment != "prod" or readers, "prod has private endpoints, so the Reader grants"
 
 
 def test_every_granted_role_is_one_the_ci_identity_may_delegate(platform: tuple[StackConfig, Run]) -> None:
@@ -355,8 +357,14 @@ def test_ci_identity_may_assign_exactly_the_roles_the_program_grants(
     write, delete = condition_roles(delegation.inputs["condition"])
     granted = {role for _, role, _ in result.grants()} - {CONTRIBUTOR, RBAC_ADMINISTRATOR}
     assert write == delete
-    if cfg.environment == "prod":  # prod uses every role (dev has no private endpoints to read)
-        assert write == granted
+    # Roles only a switch the shipped stacks keep off grants (enablePrometheusGrafana: Grafana's reads, its admins).
+    switched_off = {
+        BuiltInRole.MONITORING_DATA_READER,
+        BuiltInRole.MONITORING_READER,
+        BuiltInRole.GRAFANA_ADMIN,
+    }
+    if cfg.environment == "prod":  # prod uses every other role
+        assert write - switched_off == granted
     assert granted <= write and not write & {CONTRIBUTOR, RBAC_ADMINISTRATOR}
     assert "ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'}" in delegation.inputs["condition"]
     others = [r for r in result.recording.of_type(ROLE_ASSIGNMENT) if r is not delegation]

@@ -3,6 +3,9 @@ intercepted ARM, the scoring POST through the internal load balancer's TLS host.
 
 from __future__ import annotations
 
+import base64
+import json
+
 import io
 import shutil
 from pathlib import Path
@@ -87,6 +90,10 @@ def test_endpoint_instance_types_deployment_smoke_traffic_and_delete(arm: FakeAr
     assert state.scoring_uri == SCORING_URI
     [command] = arm.run_commands
     assert command["command"] == "kubectl apply -f instance-types.yml"
+    # kubectl runs as the caller: its token for the AKS server application, the GUID the az CLI and the
+    # Learn page on kubelogin name (6dae42f8-4368-4678-94ff-3960e28e3630), travels in the request.
+    cluster_claims = json.loads(base64.urlsafe_b64decode(command["clusterToken"].split(".")[1] + "=="))
+    assert cluster_claims["aud"] == "6dae42f8-4368-4678-94ff-3960e28e3630"
     manifest = yaml.safe_load(manifest_in(command["context"])["instance-types.yml"])
     assert manifest["apiVersion"] == "amlarc.azureml.com/v1alpha1" and manifest["kind"] == "InstanceTypeList"
     deployment_path = f"{endpoint_path}/deployments/{SPEC.name}"
@@ -94,8 +101,8 @@ def test_endpoint_instance_types_deployment_smoke_traffic_and_delete(arm: FakeAr
     assert deployment["endpointComputeType"] == "Kubernetes"
     assert deployment["instanceType"] == "taxi-score"
     assert deployment["containerResourceRequirements"]["containerResourceLimits"] == {
-        "cpu": "1",
-        "memory": "2Gi",
+        "cpu": "2",
+        "memory": "4Gi",
     }
     assert deployment["model"].endswith("/models/taxi-fare-model/versions/4")
     assert "/environments/taxi-score-env/versions/" in deployment["environmentId"]
@@ -143,7 +150,7 @@ def test_a_failed_instance_type_apply_stops_before_any_deployment(arm: FakeArm) 
     backend = kubernetes_backend(arm, Recorder(), [GOOD], [])
     backend.ensure_online_endpoint(ENDPOINT)
 
-    with pytest.raises(BackendError, match="kubectl apply exited 1.*RBAC Cluster Admin"):
+    with pytest.raises(BackendError, match="kubectl apply exited 1.*RBAC Admin at cluster scope"):
         backend.create_deployment(SPEC, 1800)
     assert puts(arm, "/deployments/") == []
 
@@ -286,8 +293,8 @@ def _specs_with_limits(tmp_path: Path, cpu: str, memory: str) -> Path:
 @pytest.mark.parametrize(
     ("cpu", "memory", "message"),
     [
-        ("2", "2Gi", "must be less than instance type taxi-score's limits"),
-        ("1", "32Gi", "exceed what one Standard_D4s_v5 node can allocate"),
+        ("3", "4Gi", "must be less than instance type taxi-score's limits"),
+        ("2", "32Gi", "exceed what one Standard_D4s_v5 node can allocate"),
     ],
 )
 def test_resources_that_do_not_fit_are_refused_naming_size_need_and_limit(

@@ -98,10 +98,10 @@ def test_an_unknown_node_size_names_the_table() -> None:
 
 def fit(**changes: object) -> DeploymentFit:
     values: dict[str, object] = dict(
-        requests=Resources(500, 1024),
-        limits=Resources(1000, 2048),
+        requests=Resources(2000, 4096),
+        limits=Resources(2000, 4096),
         instance_type="taxi-score",
-        instance_type_limits=Resources(2000, 4096),
+        instance_type_limits=Resources(3000, 6144),
         node_size="Standard_D4s_v5",
         node_count=3,
         instance_count=1,
@@ -114,16 +114,22 @@ def fit(**changes: object) -> DeploymentFit:
     [
         ({}, None),
         (
-            {"requests": Resources(1500, 1024)},
-            "requests (1500m CPU, 1024Mi memory) exceed the deployment's limits",
+            {"requests": Resources(2500, 4096)},
+            "requests (2500m CPU, 4096Mi memory) exceed the deployment's limits",
         ),
-        ({"limits": Resources(2000, 2048)}, "must be less than instance type taxi-score's limits"),
-        ({"limits": Resources(1000, 4096)}, "must be less than instance type taxi-score's limits"),
+        ({"limits": Resources(3000, 4096)}, "must be less than instance type taxi-score's limits"),
+        ({"limits": Resources(2000, 6144)}, "must be less than instance type taxi-score's limits"),
         (
-            {"instance_type_limits": Resources(8000, 65536), "limits": Resources(4000, 2048)},
+            {"instance_type_limits": Resources(8000, 65536), "limits": Resources(4000, 4096)},
             "exceed what one Standard_D4s_v5 node can allocate (3860m CPU",
         ),
-        ({"node_count": 1, "instance_count": 4}, "blue/green needs 4000m CPU, 8192Mi memory of requests"),
+        # Blue/green: two deployments of 2 CPU do not fit one 4-core node (3860m allocatable); two nodes do.
+        ({"node_count": 1}, "blue/green needs 4000m CPU, 8192Mi memory of requests"),
+        ({"node_count": 2}, None),
+        # AZURE-FACTS 29: an MLflow model's deployment needs 2 CPU and 4 GB (4 GB = 3815Mi).
+        ({"requests": Resources(1999, 4096)}, "below the 2 CPU and 4 GB an MLflow model's deployment needs"),
+        ({"requests": Resources(2000, 3814)}, "below the 2 CPU and 4 GB an MLflow model's deployment needs"),
+        ({"requests": Resources(2000, 3815), "limits": Resources(2000, 3815)}, None),
     ],
 )
 def test_deployment_fit(changes: dict[str, object], problem: str | None) -> None:
@@ -139,7 +145,7 @@ def test_the_shipped_manifest_defines_the_instance_type_the_deployment_names() -
     defined = load_instance_types(MANIFEST)
     assert deployment["instance_type"] in defined
     limits = defined[deployment["instance_type"]].limits
-    assert limits == Resources(2000, 4096)
+    assert limits == Resources(3000, 6144)
     assert check_spec_file(MANIFEST) == []
 
 

@@ -20,6 +20,7 @@ BASE = StackOutputs("sub", "rg-taxi-dev", "mlw-taxi001dev", "westeurope", "cpu-c
 CUSTOMER_AKS = replace(BASE, isolation_design="customerVnet", aks_compute_name="aks-inference")
 PRIVATE_CUSTOMER_AKS = replace(CUSTOMER_AKS, workspace_public_network_access="Disabled")
 MANAGED_VNET = replace(BASE, isolation_design="managedVnet", workspace_public_network_access="Disabled")
+PUBLIC_MANAGED = replace(BASE, isolation_design="managedVnet", online_target="managed")
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,8 @@ def test_an_override_the_stack_cannot_host_is_refused(
     [
         (PRIVATE_CUSTOMER_AKS, {"RUNNER_ENVIRONMENT": "github-hosted"}, True),
         (PRIVATE_CUSTOMER_AKS, {"RUNNER_ENVIRONMENT": "self-hosted"}, False),
-        (CUSTOMER_AKS, {"RUNNER_ENVIRONMENT": "github-hosted"}, False),
+        (CUSTOMER_AKS, {"RUNNER_ENVIRONMENT": "github-hosted"}, True),
+        (PUBLIC_MANAGED, {"RUNNER_ENVIRONMENT": "github-hosted"}, False),
         (PRIVATE_CUSTOMER_AKS, {}, False),
     ],
 )
@@ -84,12 +86,22 @@ def test_a_private_workspace_needs_the_hook_inside_the_vnet(
     problem = hook_location_problem(outputs, env)
     assert (problem is not None) is refused
     if problem:
-        assert "aml-vnet-dev" in problem and "AZURE-FACTS 5, 32" in problem
+        fact = "AZURE-FACTS 5, 32" if outputs.private_workspace else "AZURE-FACTS 28"
+        assert "aml-vnet-dev" in problem and fact in problem
 
 
 def test_github_runs_the_hook_of_a_private_stack_on_its_vnet_runner() -> None:
     assert hook_runner(PRIVATE_CUSTOMER_AKS).github_runs_on == ["self-hosted", "aml-vnet-dev"]
-    assert hook_runner(CUSTOMER_AKS).github_runs_on == "ubuntu-latest"
+    assert hook_runner(PUBLIC_MANAGED).github_runs_on == "ubuntu-latest"
+
+
+def test_an_aks_served_endpoint_needs_the_vnet_even_with_a_public_workspace() -> None:
+    # The Kubernetes scoring URI is the internal load balancer's (AZURE-FACTS 28): no hosted runner reaches it.
+    runner = hook_runner(CUSTOMER_AKS)
+    assert runner.needs_vnet and runner.github_runs_on == ["self-hosted", "aml-vnet-dev"]
+    problem = runner_problem(CUSTOMER_AKS, "azure-devops", "")
+    assert problem is not None and "internal load balancer" in problem
+    assert hook_runner(replace(CUSTOMER_AKS, online_target="managed")).needs_vnet is False
 
 
 @pytest.mark.parametrize(
@@ -105,7 +117,9 @@ def test_github_runs_the_hook_of_a_private_stack_on_its_vnet_runner() -> None:
         (PRIVATE_CUSTOMER_AKS, "azure-devops", "pool-taxi001dev", None),
         (PRIVATE_CUSTOMER_AKS, "jenkins", "linux", "labelled aml-vnet-dev"),
         (PRIVATE_CUSTOMER_AKS, "jenkins", "aml-vnet-dev", None),
-        (CUSTOMER_AKS, "azure-devops", "", None),
+        (CUSTOMER_AKS, "azure-devops", "", "internal load balancer"),
+        (PUBLIC_MANAGED, "azure-devops", "", None),
+        (PUBLIC_MANAGED, "jenkins", "linux", None),
     ],
 )
 def test_a_pool_or_label_that_cannot_reach_a_private_workspace_is_refused(

@@ -88,7 +88,9 @@ def test_prod_action_group_notifies_the_configured_receivers(prod: tuple[StackCo
         {"name": "email-0", "emailAddress": "ml-oncall@contoso.com", "useCommonAlertSchema": True}
     ]
     # The webhook URL carries a token: it reaches Pulumi only as a secret.
-    assert group.inputs["webhookReceivers"] == SECRET_MASK and "webhookReceivers" in group.secret_paths
+    (webhook,) = group.inputs["webhookReceivers"]
+    assert webhook["serviceUri"] == SECRET_MASK and webhook["useCommonAlertSchema"] is True
+    assert any(path.startswith("webhookReceivers") for path in group.secret_paths)
     assert "token=abc" not in json.dumps(group.inputs)
     assert recording.outputs["actionGroupId"].endswith(
         "/providers/Microsoft.Insights/actionGroups/ag-tx-001prod"
@@ -117,10 +119,13 @@ def test_prod_log_alerts_watch_the_endpoint_without_needing_it(prod: tuple[Stack
             rule["skipQueryValidation"] is True
         ), "the tables exist only after the endpoint logged a request"
         assert rule["scopes"] == [recording.outputs["logAnalyticsWorkspaceId"]]
-        assert f'where EndpointName == "{endpoint}"' in condition["query"]
-        assert (
-            "AmlOnlineEndpointTrafficLog" in condition["query"] and "union isfuzzy=true" in condition["query"]
-        )
+        assert "union isfuzzy=true" in condition["query"]
+        if recording.outputs["onlineTarget"] == "managed":
+            assert f'where EndpointName == "{endpoint}"' in condition["query"]
+            assert "AmlOnlineEndpointTrafficLog" in condition["query"]
+        else:  # prod's customer-VNet design serves from AKS: the inference server's Application Insights
+            assert f'tostring(Properties["Service Name"]) has "{endpoint}"' in condition["query"]
+            assert "(AppRequests)" in condition["query"]
         assert rule["actions"]["actionGroups"] == [recording.outputs["actionGroupId"]]
 
 
@@ -194,14 +199,23 @@ def test_prod_prometheus_and_grafana_are_wired_and_private(prod: tuple[StackConf
     assert aks["azureMonitorProfile"] == {"metrics": {"enabled": True}}
     workspace = recording.one("azure-native:monitor:AzureMonitorWorkspace").inputs
     assert workspace["publicNetworkAccess"] == "Disabled"
-    rule = recording.one("azure-native:monitor:DataCollectionRule").inputs
+    # Container Insights has its own rule (components/container_insights.py); this is Prometheus's.
+    (rule,) = [
+        r.inputs
+        for r in recording.of_type("azure-native:monitor:DataCollectionRule")
+        if "prometheusForwarder" in r.inputs["dataSources"]
+    ]
     assert rule["dataSources"]["prometheusForwarder"][0]["streams"] == ["Microsoft-PrometheusMetrics"]
     assert rule["dataFlows"] == [
         {"streams": ["Microsoft-PrometheusMetrics"], "destinations": ["MonitoringAccount1"]}
     ]
     associations = {r.inputs["associationName"]: r.inputs for r in recording.of_type(
         "azure-native:monitor:DataCollectionRuleAssociation")}  # fmt: skip
-    assert set(associations) == {"MSProm-westeurope-aks-tx-001prod", "configurationAccessEndpoint"}
+    assert set(associations) == {
+        "MSProm-westeurope-aks-tx-001prod",
+        "configurationAccessEndpoint",
+        "ContainerInsightsExtension",
+    }
     assert {a["resourceUri"] for a in associations.values()} == {recording.outputs["aksClusterId"]}
     grafana = recording.one("azure-native:dashboard:Grafana").inputs
     assert grafana["properties"]["publicNetworkAccess"] == "Disabled"

@@ -209,12 +209,28 @@ def test_azure_pipeline_deploys_prod_from_main_behind_the_environment() -> None:
     assert "environment: ${{ target.stack }}" in text and "createPrComment: true" in text
 
 
+def _shipped_names(stack: str) -> Any:
+    """The resource names the shipped Pulumi.<stack>.yaml derives (what the stack's outputs will say)."""
+    from stacks.naming import derive_names
+
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    project_default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["postfix"]["default"]
+    postfix = str(config.get("aml-platform:postfix", project_default))
+    return derive_names(str(config["aml-platform:namespace"]), postfix, stack)
+
+
 def test_azure_pipeline_runs_a_private_stacks_hook_on_its_own_pool_with_a_refreshing_token() -> None:
     pipeline = yaml.safe_load(_text(AZURE_PIPELINE))
     targets = {
         t["stack"]: t for t in next(p for p in pipeline["parameters"] if p["name"] == "targets")["default"]
     }
-    assert targets["prod"]["hookPool"] == "pool-taxi001prod", "prod is private: its agents (agentPoolName)"
+    # Both shipped stacks serve from AKS behind its internal load balancer (prod is private too): each hook
+    # runs on the pool its stack creates, and each stage signs in through the connection it creates.
+    for stack, target in targets.items():
+        names = _shipped_names(stack)
+        assert target["hookPool"] == names.devops_pool, f"{stack}: the stack's agentPoolName"
+        assert target["serviceConnection"] == names.service_connection, f"{stack}: serviceConnectionName"
+        assert pipeline["variables"][f"{stack}ServiceConnection"] == names.service_connection
     jobs = _azure_deploy_jobs()
     assert jobs["infra"]["pool"] == {"vmImage": "ubuntu-latest"}
     hook = jobs["hook"]

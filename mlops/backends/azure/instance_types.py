@@ -122,6 +122,10 @@ def applied(logs: str) -> dict[str, str]:
     return {name: action for name, action in _APPLIED.findall(logs or "")}
 
 
+AKS_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
+"""The Entra application of AKS's API server (managed Entra integration): the audience of a cluster token."""
+
+
 class InstanceTypeApplier:
     """Applies the manifest to the stack's AKS once per run; kubectl apply makes a re-run a no-op."""
 
@@ -152,8 +156,14 @@ class InstanceTypeApplier:
             return
         from azure.mgmt.containerservice.models import RunCommandRequest
 
+        # With Azure RBAC for Kubernetes, kubectl runs as the caller only when the request carries the caller's
+        # token for the AKS server application, as `az aks command invoke` sends it (Azure/azure-cli,
+        # aks_runcommand); without it the command does not run with the CI identity's Kubernetes role.
+        cluster_token = s.credential_object.get_token(f"{AKS_SERVER_APP_ID}/.default").token
         request = RunCommandRequest(
-            command=f"kubectl apply -f {self.manifest.name}", context=command_context(self.manifest)
+            command=f"kubectl apply -f {self.manifest.name}",
+            context=command_context(self.manifest),
+            cluster_token=cluster_token,
         )
         client = self._client_factory(s)
         what = f"instance types {names} on AKS {cluster}"
@@ -169,7 +179,7 @@ class InstanceTypeApplier:
             raise BackendError(
                 f"{what}: kubectl apply exited {exit_code} ({getattr(properties, 'reason', None) or 'no reason'}): "
                 f"{logs[-1500:]}. The deploying identity needs managedClusters/runcommand/action on the cluster "
-                "and Kubernetes RBAC to write instancetypes (Azure Kubernetes Service RBAC Cluster Admin)"
+                "and Kubernetes RBAC to write instancetypes (Azure Kubernetes Service RBAC Admin at cluster scope, which the stack grants the CI identity)"
             )
         outcome = applied(logs)
         s.say(f"instance types: {', '.join(f'{n} {a}' for n, a in outcome.items()) or logs.strip()[:200]}")

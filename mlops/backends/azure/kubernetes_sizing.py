@@ -2,7 +2,8 @@
 
 Sources (Microsoft Learn):
 - how-to-manage-kubernetes-instance-types.md: a deployment's resource limits must be less than its instance
-  type's limits; requests and limits are Kubernetes quantities ("500m", "1", "1500Mi", "2Gi").
+  type's limits; requests and limits are Kubernetes quantities ("500m", "1", "1500Mi", "2Gi"); an MLflow
+  model's deployment needs at least 2 CPU and 4 GB, or it fails (AZURE-FACTS 29).
 - node-resource-reservations.md (AKS 1.29 and later): kube-reserved CPU by core count (table below); memory
   reserved = min(20 MB x max pods + 50 MB, 25 % of the node's memory), plus the 100 Mi eviction threshold.
 - VM sizes: dv5-dsv5-series.md, dasv5-dadsv5-series.md, ddv5-ddsv5-series.md, dv3-dsv3-series.md,
@@ -43,6 +44,9 @@ KUBE_RESERVED_CPU_M: Mapping[int, int] = {1: 60, 2: 100, 4: 140, 8: 180, 16: 260
 
 EVICTION_THRESHOLD_MI = 100
 """kubelet's memory.available<100Mi eviction rule (AKS 1.29 and later)."""
+
+MLFLOW_MINIMUM = (2000, math.ceil(4 * 10**9 / 2**20))
+"""(millicores, MiB) an MLflow model's Kubernetes deployment needs at least: 2 CPU and 4 GB (AZURE-FACTS 29)."""
 
 AZURE_CNI_MAX_PODS = 30
 """Pods per node with Azure CNI when maxPods is not set: what the stack's AKS (network plugin azure) uses."""
@@ -161,6 +165,12 @@ class DeploymentFit:
         """Every reason the deployment would fail or never schedule; empty when it fits."""
         node = node_allocatable(self.node_size)
         found = []
+        cpu_min, memory_min = MLFLOW_MINIMUM
+        if self.requests.cpu_m < cpu_min or self.requests.memory_mi < memory_min:
+            found.append(
+                f"requests ({self.requests}) are below the 2 CPU and 4 GB an MLflow model's deployment needs "
+                "(how-to-manage-kubernetes-instance-types.md), or Azure ML fails it"
+            )
         if self.requests.exceeds(self.limits):
             found.append(f"requests ({self.requests}) exceed the deployment's limits ({self.limits})")
         if not self.limits.below(self.instance_type_limits):

@@ -71,14 +71,29 @@ def _cannot_host(outputs: StackOutputs, kind: str) -> str | None:
     return None
 
 
-def hook_location_problem(outputs: StackOutputs, env: Mapping[str, str]) -> str | None:
-    """Why this machine cannot run the hook for the stack (a GitHub-hosted runner, a private workspace)."""
-    if outputs.private_workspace and env.get("RUNNER_ENVIRONMENT") == "github-hosted":
+def vnet_reason(outputs: StackOutputs) -> str | None:
+    """Why the hook for this stack must run inside its VNet; None when it may run anywhere."""
+    if outputs.private_workspace:
         return (
             f"workspace {outputs.workspace_name} has public network access Disabled, so uploads, run "
-            "history, batch invokes and the smoke test work only from inside its VNet (AZURE-FACTS 5, 32); "
-            "this job runs on a GitHub-hosted runner. Run the hook on the self-hosted runner in the agents "
-            f"subnet (label aml-vnet-{outputs.environment}; see the README, 'Which CI jobs need the VNet')"
+            "history, batch invokes and the smoke test work only from inside its VNet (AZURE-FACTS 5, 32)"
+        )
+    if stack_online_target(outputs).kind == "kubernetes":
+        return (
+            f"stack {outputs.workspace_name} serves its online endpoint from AKS behind an internal load "
+            "balancer, so the smoke test reaches the scoring URI only from inside its VNet (AZURE-FACTS 28)"
+        )
+    return None
+
+
+def hook_location_problem(outputs: StackOutputs, env: Mapping[str, str]) -> str | None:
+    """Why this machine cannot run the hook for the stack (a GitHub-hosted runner outside the VNet)."""
+    reason = vnet_reason(outputs)
+    if reason and env.get("RUNNER_ENVIRONMENT") == "github-hosted":
+        return (
+            f"{reason}; this job runs on a GitHub-hosted runner. Run the hook on the self-hosted runner in "
+            f"the agents subnet (label aml-vnet-{outputs.environment}; see the README, 'Which CI jobs need "
+            "the VNet')"
         )
     return None
 
@@ -90,7 +105,8 @@ HOSTED_RUNNER = "ubuntu-latest"
 
 @dataclass(frozen=True)
 class HookRunner:
-    """Where CI must run the hook for a stack: inside its VNet (a private workspace) or anywhere."""
+    """Where CI must run the hook for a stack: inside its VNet (a private workspace, or an AKS-served endpoint
+    behind the internal load balancer) or anywhere."""
 
     needs_vnet: bool
     label: str
@@ -105,8 +121,8 @@ class HookRunner:
 
 
 def hook_runner(outputs: StackOutputs) -> HookRunner:
-    """The runner the hook needs: a private workspace's data plane is reachable only from its VNet (5, 32)."""
-    if outputs.private_workspace:
+    """The runner the hook needs: inside the VNet whenever vnet_reason gives one."""
+    if vnet_reason(outputs) is not None:
         return HookRunner(True, f"{VNET_RUNNER_PREFIX}{outputs.environment}", outputs.agent_pool_name)
     return HookRunner(False, HOSTED_RUNNER, outputs.agent_pool_name)
 
@@ -114,17 +130,18 @@ def hook_runner(outputs: StackOutputs) -> HookRunner:
 def runner_problem(outputs: StackOutputs, ci: str, given: str) -> str | None:
     """Why the pool/label a CI file gives the hook job cannot reach the workspace; None when it can."""
     runner = hook_runner(outputs)
-    if not runner.needs_vnet:
+    reason = vnet_reason(outputs)
+    if reason is None:
         return None
     if ci == "azure-devops" and given in ("", "Azure Pipelines"):
         pool = runner.pool or "the agentPoolName output of the stack"
         return (
-            f"stack {outputs.workspace_name} is private: run its hook job on the self-hosted pool {pool} "
+            f"{reason}: run its hook job on the self-hosted pool {pool} "
             "(set hookPool for this target in .ci/azure-pipelines.yml), not on Microsoft-hosted agents"
         )
     if ci == "jenkins" and not given.startswith(VNET_RUNNER_PREFIX):
         return (
-            f"stack {outputs.workspace_name} is private: run its hook stage on an agent labelled {runner.label} "
+            f"{reason}: run its hook stage on an agent labelled {runner.label} "
             f"in the agents subnet, not on {given or 'any agent'}"
         )
     return None
