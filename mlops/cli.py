@@ -376,8 +376,7 @@ def _promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def _azure_promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The two workspaces and the registry, each behind a Session of the Azure backend (one credential)."""
-    from mlops.backends.azure.placement import hook_location_problem
-    from mlops.backends.azure.promotion import registry_models, workspace_models
+    from mlops.backends.azure.promotion import location_problem, registry_models, workspace_models
     from mlops.backends.azure.session import Session
     from mlops.stack_outputs import StackOutputsError, load_stack_outputs
 
@@ -393,8 +392,7 @@ def _azure_promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             f"`pulumi up --stack {args.destination}`, which creates the registry"
         )
     for outputs in (source, target):
-        # Downloads and uploads are data-plane work, like the hook's (AZURE-FACTS 5, 32).
-        problem = hook_location_problem(outputs, os.environ)
+        problem = location_problem(outputs, os.environ)
         if problem:
             raise UsageError(f"promote: {problem}")
     source_session = Session(source, progress=print)

@@ -422,3 +422,26 @@ def test_the_cli_needs_a_registry_name_from_the_stacks(
     argv = ["promote", "--target", "azure", "--from-outputs", str(dev), "--to-outputs", str(prod)]
     assert main([*argv, "--model-version", "3"]) == 2
     assert "neither stack exports modelRegistryName" in capsys.readouterr().err
+
+
+def test_the_cli_refuses_a_github_hosted_runner_for_a_private_workspace_but_not_for_an_aks_one(
+    cloud: Cloud, tmp_path: Path, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import azure.identity
+
+    from mlops.cli import main
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", StaticCredential)
+    monkeypatch.setenv("RUNNER_ENVIRONMENT", "github-hosted")
+    dev, prod = _outputs_file(tmp_path, DEV, registry=True), _outputs_file(tmp_path, PROD, registry=True)
+    # dev serves from AKS behind the internal load balancer: the hook's smoke test needs the VNet, promotion not.
+    dev.write_text(json.dumps(json.loads(dev.read_text()) | {"onlineTarget": "kubernetes"}))
+    private = json.loads(prod.read_text()) | {"workspacePublicNetworkAccess": "Disabled"}
+    argv = ["promote", "--target", "azure", "--from-outputs", str(dev), "--model-version", "3"]
+    private_prod = tmp_path / "private-prod.json"
+    private_prod.write_text(json.dumps(private))
+    assert main([*argv, "--to-outputs", str(private_prod)]) == 2
+    assert "mlw-mlops-prod has public network access Disabled" in capsys.readouterr().err
+    assert cloud.registry.calls == [] and cloud.prod_model_puts() == []
+    assert main([*argv, "--to-outputs", str(prod)]) == 0
+    assert len(cloud.prod_model_puts()) == 1

@@ -21,6 +21,7 @@ from mlops.backends.azure.session import SDK_RETRIES, Session
 from mlops.promote import PromotionError, StoredModel
 from mlops.retry import describe
 from mlops.src.gate import pick_champion
+from mlops.stack_outputs import StackOutputs
 
 T = TypeVar("T")
 
@@ -93,6 +94,19 @@ class AzureModels:
             description=f"promoted from {tags.get('promoted_from', 'unknown')} ({tags.get('source_model', '')})",
         )
         self._call(f"creating model {name}:{version}", lambda: self.client.models.create_or_update(model))
+
+
+def location_problem(outputs: StackOutputs, env: Mapping[str, str]) -> str | None:
+    """Why this machine cannot promote from or into the stack: a private workspace's downloads and uploads
+    are data-plane work, reachable only from inside its VNet (AZURE-FACTS 5, 32), never from a GitHub-hosted
+    runner. (Unlike the hook, promotion calls no endpoint, so an AKS-served one does not matter here.)"""
+    if outputs.private_workspace and env.get("RUNNER_ENVIRONMENT") == "github-hosted":
+        return (
+            f"workspace {outputs.workspace_name} has public network access Disabled, so its model downloads "
+            "and uploads work only from inside its VNet (AZURE-FACTS 5, 32); this job runs on a GitHub-hosted "
+            f"runner. Promote from the self-hosted runner in the agents subnet (label aml-vnet-{outputs.environment})"
+        )
+    return None
 
 
 def workspace_models(session: Session) -> AzureModels:
