@@ -145,13 +145,13 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
         "batchEndpointName": names.batch_endpoint,
         **network_outputs(cfg, plan),
     }
-    if cfg.model_registry is not None:
-        outputs.update(_model_registry(cfg, common, client, workspace))
     if cfg.aks is not None:
         outputs.update(_inference(cfg, common, client, workspace, network, diagnostics))
     ci = _ci_identity(cfg, common, client, group, storage, workspace, outputs)
     if ci is not None:
         outputs.update({"ciIdentityClientId": ci.client_id, "ciIdentityPrincipalId": ci.principal_id})
+    if cfg.model_registry is not None:
+        outputs.update(_model_registry(cfg, common, client, workspace, ci))
     if cfg.devops is not None:
         outputs.update(_devops(cfg, common, client, network, vault, ci, outputs))
     outputs.update(_observability(cfg, common, client, group, workspace, monitoring, placement, outputs))
@@ -326,9 +326,16 @@ def _ci_identity(
 
 
 def _model_registry(
-    cfg: StackConfig, common: CommonArgs, client: pulumi.Output[Any], workspace: Workspace
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    workspace: Workspace,
+    ci: CiIdentity | None,
 ) -> dict[str, pulumi.Input[Any]]:
-    """The registry dev and prod share: declared (with its roles) by its owner, prod; named by both."""
+    """The registry dev and prod share: declared (with its roles) by its owner, prod; named by both.
+
+    The owner's CI identity writes it: prod's hook job promotes as that identity (GitHub, Azure DevOps).
+    """
     settings = cfg.model_registry
     assert settings is not None
     if not settings.owner:
@@ -347,7 +354,8 @@ def _model_registry(
             cfg.names.model_registry,
             subscription_id=client.subscription_id,
             readers=readers | {object_id: object_id for object_id in settings.readers},
-            writers={object_id: object_id for object_id in settings.writers},
+            writers={object_id: object_id for object_id in settings.writers}
+            | ({cfg.names.service_connection_identity: ci.principal_id} if ci is not None else {}),
             replication_locations=settings.regions,
         ),
     )

@@ -123,6 +123,15 @@ def test_prod_grants_its_identities_and_the_configured_ones(stacks: dict[str, Re
     assert len(readers) == 3, "the prod workspace, the prod compute identity and the configured reader"
     assert any(workspace.urn in a.dependencies for a in readers)
     assert all(registry.urn in a.dependencies for a in on_registry)
+    # prod's hook job promotes as the CI identity (GitHub OIDC, Azure DevOps service connection): it writes.
+    ci = next(
+        r
+        for r in prod.of_type("azure-native:managedidentity:UserAssignedIdentity")
+        if r.name == "ci-identity-identity"
+    )
+    writers = [a for a in on_registry if a.inputs["roleDefinitionId"].endswith(AZUREML_REGISTRY_USER)]
+    assert len(writers) == 2, "the configured writer and prod's CI identity"
+    assert any(ci.urn in a.dependencies for a in writers)
 
 
 def test_prod_replicates_the_registry_to_the_configured_regions() -> None:
