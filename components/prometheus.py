@@ -36,7 +36,6 @@ PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
 DESTINATION = "MonitoringAccount1"
 
 
-
 @dataclass(frozen=True)
 class ManagedPrometheusArgs:
     """Inputs of ManagedPrometheus."""
