@@ -42,8 +42,9 @@ $(STAMP): uv.lock pyproject.toml | $(UV)
 
 venv: $(STAMP)
 
+# One worker per core (pytest-xdist): every test still runs, the suite's wall time is split across cores.
 test: $(STAMP)
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -m pytest -q -n auto; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
@@ -66,6 +67,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_plan.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_endpoint.py
+	$(PY) bench/bench_preflight.py
 	$(PY) bench/bench_monitor.py
 	$(PY) bench/bench_sweep.py
 

@@ -113,8 +113,9 @@ class CiIdentity(pulumi.ComponentResource):
                 condition=condition,
                 aliases=moved,
             )
+        self.federated_credentials: list[pulumi.Resource] = []
         if args.github_repository is not None:
-            managedidentity.FederatedIdentityCredential(
+            github = managedidentity.FederatedIdentityCredential(
                 f"{name}-github-credential",
                 federated_identity_credential_resource_name=f"github-{args.github_environment}",
                 resource_name_=identity.name,
@@ -124,6 +125,7 @@ class CiIdentity(pulumi.ComponentResource):
                 audiences=[FEDERATION_AUDIENCE],
                 opts=child_opts(self),
             )
+            self.federated_credentials.append(github)
         self.identity_name = identity.name
         self.client_id = identity.client_id
         self.principal_id = identity.principal_id

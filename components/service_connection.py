@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import pulumi
 import pulumi_azure_native.managedidentity as managedidentity
@@ -41,6 +42,8 @@ class ServiceConnectionArgs:
     """Client id of the CI identity the connection federates to (WorkloadIdentityFederation)."""
     identity_name: pulumi.Input[str] | None = None
     """Azure name of that identity: its federated credential trusts the connection's tokens."""
+    credentials_before: Sequence[pulumi.Resource] = ()
+    """Federated credentials already on the identity: this connection's credential is written after them."""
 
     def __post_init__(self) -> None:
         if self.auth not in (WORKLOAD_IDENTITY_FEDERATION, SERVICE_PRINCIPAL):
@@ -106,7 +109,9 @@ class ServiceConnection(pulumi.ComponentResource):
             issuer=endpoint.workload_identity_federation_issuer,
             subject=endpoint.workload_identity_federation_subject,
             audiences=[FEDERATION_AUDIENCE],
-            opts=child_opts(self),
+            # Entra refuses concurrent writes of federated credentials to one identity (409 Conflict:
+            # workload-identity-federation-considerations.md): this one waits for the identity's others.
+            opts=child_opts(self, depends_on=list(args.credentials_before)),
         )
         return endpoint
 

@@ -1,4 +1,4 @@
-"""Command line of the offline stack tooling: plan (and the review commands built on it)."""
+"""Command line of the stack tooling: plan, the review commands built on it, and preflight."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def _plan(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for stack in stacks:  # one process for several stacks: the provider SDK imports are paid once
         try:
-            plan = run_plan(stack_input(stack, args.config))
+            stack_in = stack_input(stack, args.config)
+            for note in stack_in.notes:
+                print(f"warning: {note}", file=sys.stderr)
+            plan = run_plan(stack_in)
         except (PlanInputError, ConfigError, pulumi.RunError) as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_CONFIG
@@ -69,7 +72,14 @@ def _review_errors() -> tuple[type[Exception], ...]:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from stacks.diff import diff_plans, diff_stacks_against_ref, load_plan, render_markdown, render_text
+    from stacks.diff import (
+        diff_plans,
+        diff_stacks_against_ref,
+        load_plan,
+        render_markdown,
+        render_summary,
+        render_text,
+    )
 
     stacks = list(dict.fromkeys(args.stack or []))
     patterns = [args.markdown, args.head_plan, args.save_head] if len(stacks) > 1 else []
@@ -94,6 +104,8 @@ def _diff(args: argparse.Namespace) -> int:
         _write_markdown(
             args.markdown.replace("{stack}", stack) if args.markdown else None, render_markdown(diff)
         )
+    if len(diffs) > 1:
+        print(f"summary:\n{render_summary(diffs)}")
     return EXIT_FINDINGS if any(diff.has_changes for diff in diffs.values()) else EXIT_OK
 
 
@@ -125,6 +137,30 @@ def _graph(args: argparse.Namespace) -> int:
     else:
         print(mermaid, end="")
     return EXIT_OK
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    from stacks.preflight import main as preflight
+
+    return preflight(list(dict.fromkeys(args.stack)), args.offline, args.subscription)
+
+
+def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
+    preflight = commands.add_parser(
+        "preflight",
+        help="what can be known before `pulumi up`: stack file, config, placeholders, CLI, policy pack; with "
+        "Azure credentials, read-only ARM checks; exit 0 = ready, 1 = findings, 2 = usage",
+    )
+    preflight.add_argument("--stack", required=True, action="append", help="stack to check; repeatable")
+    preflight.add_argument(
+        "--offline", action="store_true", help="skip the Azure checks (no credentials needed)"
+    )
+    preflight.add_argument(
+        "--subscription",
+        metavar="ID",
+        help="subscription to check (default: azure-native:subscriptionId, then " "AZURE_SUBSCRIPTION_ID)",
+    )
+    preflight.set_defaults(handler=_preflight)
 
 
 def _add_review_commands(commands: argparse._SubParsersAction) -> None:
@@ -222,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--quiet", action="store_true", help="do not print the resource tree")
     plan.set_defaults(handler=_plan)
     _add_review_commands(commands)
+    _add_preflight_command(commands)
     return parser
 
 

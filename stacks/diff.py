@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from stacks.model import SECRET_MASK
-from stacks.replacement import loses_data, replaces
+from stacks.replacement import loses_data, refusal, replaces
 
 Action = Literal["create", "delete", "update", "replace"]
 # Values under these keys are shown masked even when a plan carries them in plaintext (crafted or old plans).
@@ -22,7 +22,14 @@ SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 COLLAPSE_OVER = 8
-MAX_VALUE_CHARS = 80
+MAX_VALUE_CHARS = 120
+CONTEXT_CHARS = 24
+"""Characters kept on each side of the part that changed, when a value is too long to show whole."""
+UNPROTECT = (
+    "blocked: the resource is protected, so `pulumi up` stops before deleting it. Revert the change, or "
+    "accept losing it: `pulumi state unprotect '{urn}'`, then `pulumi up` (for a soft-deleted name, "
+    "Key Vault or workspace, also set a new postfix)"
+)
 
 
 class DiffInputError(Exception):
@@ -31,12 +38,16 @@ class DiffInputError(Exception):
 
 @dataclass(frozen=True)
 class PropertyChange:
-    """One input that differs, with display-safe values (secrets masked) and whether it forces replacement."""
+    """One input that differs, with display-safe values (secrets masked) and what the change means."""
 
     path: str
     old: str | None
     new: str | None
     replaces: bool = False
+    secrecy: str | None = None
+    """"secret -> plaintext" or "plaintext -> secret" when the value changes sides."""
+    refused: str | None = None
+    """Why Azure refuses this change in place, and the way out (nothing is replaced)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,17 @@ class ResourceChange:
     changes: tuple[PropertyChange, ...] = ()
     data_loss: bool = False
     retained: bool = False
+    protected: bool = False
+    """The base (deployed) resource is protected: Pulumi refuses to delete or replace it."""
+    urn: str = ""
+
+    @property
+    def blocked(self) -> bool:
+        return self.protected and self.action in ("replace", "delete")
+
+    @property
+    def refused(self) -> bool:
+        return any(change.refused for change in self.changes)
 
 
 @dataclass(frozen=True)
@@ -93,38 +115,98 @@ def is_secret_path(path: str) -> bool:
     return bool(SECRET_KEY.search(leaf))
 
 
+def _text(value: Any) -> str:
+    """A plan value as text: whole numbers as integers (the engine's protobuf numbers are doubles)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    return json.dumps(_integral(value))
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    head = MAX_VALUE_CHARS // 2
+    return f"{text[:head]}…{text[-(MAX_VALUE_CHARS - head - 1):]}"
+
+
 def display(value: Any, path: str) -> str | None:
-    """A value as shown to reviewers: secrets masked, long values shortened, absent as None."""
+    """One value as shown to reviewers: secrets masked, integers as integers, long values shortened."""
     if value is None:
         return None
     if value == SECRET_MASK or is_secret_path(path):
         return SECRET_MASK
-    text = value if isinstance(value, str) else json.dumps(value)
-    if len(text) <= MAX_VALUE_CHARS:
-        return text
-    # Cut the middle: Azure ids differ at their start (resource group) and their end (resource name).
-    head = MAX_VALUE_CHARS // 3
-    return text[:head] + "…" + text[-(MAX_VALUE_CHARS - head - 1) :]
+    return _shorten(_text(value))
+
+
+def display_pair(old: Any, new: Any, path: str) -> tuple[str | None, str | None]:
+    """Old and new as shown: whole when short, else cut around the part that changed, so it stays visible."""
+    shown = display(old, path), display(new, path)
+    if None in shown or SECRET_MASK in shown:
+        return shown
+    before, after = _text(old), _text(new)
+    if max(len(before), len(after)) <= MAX_VALUE_CHARS:
+        return before, after
+    prefix = 0
+    while prefix < min(len(before), len(after)) and before[prefix] == after[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < min(len(before), len(after)) - prefix and before[-1 - suffix] == after[-1 - suffix]:
+        suffix += 1
+    start = max(prefix - CONTEXT_CHARS, 0)
+
+    def window(text: str) -> str:
+        end = len(text) - max(suffix - CONTEXT_CHARS, 0)
+        middle = text[start:end]
+        if len(middle) > MAX_VALUE_CHARS:  # the change itself is long: keep its start and its end
+            middle = _shorten(middle)
+        return ("…" if start else "") + middle + ("…" if end < len(text) else "")
+
+    return window(before), window(after)
 
 
 def property_changes(
     resource_type: str, old: Mapping[str, Any], new: Mapping[str, Any]
 ) -> list[PropertyChange]:
-    """Every leaf input that differs; a secret that may have changed shows as [secret] -> [secret]."""
+    """Every leaf input that differs; a secret stays masked on both sides, even when it turns plaintext."""
     before, after = dict(flatten(old)), dict(flatten(new))
     changes = []
     for path in sorted(set(before) | set(after)):
         if path == "":
             continue
         was, now = before.get(path), after.get(path)
-        if was == now:
+        if _integral(was) == _integral(now):
             continue
-        # A value secret on either side stays masked on both: a plaintext old value of a secret leaks it too.
-        secret = SECRET_MASK in (was, now)
-        shown_was, shown_now = (
-            SECRET_MASK if secret and v is not None else display(v, path) for v in (was, now)
+        # A value secret on either side is masked on both: the plaintext side would leak the secret.
+        secrecy = None
+        if SECRET_MASK in (was, now) and None not in (was, now):
+            secrecy = "secret -> plaintext" if was == SECRET_MASK else "plaintext -> secret"
+        if SECRET_MASK in (was, now):
+            shown_was, shown_now = (None if v is None else SECRET_MASK for v in (was, now))
+        else:
+            shown_was, shown_now = display_pair(was, now, path)
+        rule = refusal(resource_type, path, was, now)
+        changes.append(
+            PropertyChange(
+                path,
+                shown_was,
+                shown_now,
+                replaces(resource_type, path),
+                secrecy=secrecy,
+                refused=f"{rule.source}. Way out: {rule.way_out}" if rule else None,
+            )
         )
-        changes.append(PropertyChange(path, shown_was, shown_now, replaces(resource_type, path)))
     return changes
 
 
@@ -164,6 +246,8 @@ def diff_plans(
                     "replace" if replaced else "update",
                     tuple(changes),
                     data_loss=replaced and loses_data(resource["type"]),
+                    protected=bool(previous.get("protect")),
+                    urn=str(previous.get("urn", "")),
                 )
             )
     for key, resource in old_by_key.items():
@@ -177,6 +261,8 @@ def diff_plans(
                     "delete",
                     data_loss=loses_data(resource["type"]) and not retained,
                     retained=retained,
+                    protected=bool(resource.get("protect")),
+                    urn=str(resource.get("urn", "")),
                 )
             )
     config = property_changes("config", base.get("config") or {}, head.get("config") or {})
@@ -207,38 +293,91 @@ def load_plan(path: Path) -> dict[str, Any]:
 
 
 def _mark(change: ResourceChange) -> str:
-    if change.action == "delete" and change.retained:
+    if change.action == "delete" and change.retained and not change.blocked:
         return "delete from stack (retained in Azure)"
+    marks = [change.action.upper() if change.action == "replace" else change.action]
     if change.data_loss:
-        return f"{change.action.upper()}, DATA LOSS"
-    return change.action.upper() if change.action == "replace" else change.action
+        marks = [change.action.upper(), "DATA LOSS"]
+    if change.blocked:
+        marks.append("BLOCKED: protected")
+    if change.refused:
+        marks.append("AZURE REFUSES")
+    return ", ".join(marks)
+
+
+def _notes(prop: PropertyChange) -> list[str]:
+    notes = []
+    if prop.replaces:
+        notes.append("forces replacement")
+    if prop.secrecy:
+        notes.append(prop.secrecy)
+    if prop.refused:
+        notes.append("Azure refuses this in place")
+    return notes
+
+
+def _suffix(notes: list[str]) -> str:
+    return f"  ({'; '.join(notes)})" if notes else ""
 
 
 def render_text(diff: PlanDiff) -> str:
     """Plain text for terminals and logs."""
-    lines = [f"plan diff {diff.base_label} -> {diff.head_label}: {_summary(diff)}"]
+    lines = [f"plan diff {diff.base_label} -> {diff.head_label}: {summary(diff)}"]
     symbols = {"create": "+", "delete": "-", "update": "~", "replace": "+-"}
     for change in diff.resources:
         lines.append(f"{symbols[change.action]:>2} {change.type}  {change.name}  [{_mark(change)}]")
         for prop in change.changes:
-            flag = "  (forces replacement)" if prop.replaces else ""
-            lines.append(f"      {prop.path}: {prop.old} -> {prop.new}{flag}")
+            notes = _notes(prop)
+            lines.append(f"      {prop.path}: {prop.old} -> {prop.new}{_suffix(notes)}")
+            if prop.refused:
+                lines.append(f"        {prop.refused}")
+        if change.blocked:
+            lines.append(f"      {UNPROTECT.format(urn=change.urn)}")
     for prop in diff.config:
-        lines.append(f" ~ config {prop.path}: {prop.old} -> {prop.new}")
+        lines.append(f" ~ config {prop.path}: {prop.old} -> {prop.new}{_suffix(_notes(prop))}")
     return "\n".join(lines)
 
 
-def _summary(diff: PlanDiff) -> str:
+def counts(diff: PlanDiff) -> dict[str, int]:
+    """What the change does, counted: the numbers of the summary line."""
+    return {
+        "to add": len(diff.of("create")),
+        "to change": len(diff.of("update")),
+        "to replace": len(diff.of("replace")),
+        "to remove": len(diff.of("delete")),
+        "losing data": sum(change.data_loss for change in diff.resources),
+        "blocked": sum(change.blocked for change in diff.resources),
+        "refused by Azure": sum(change.refused for change in diff.resources),
+    }
+
+
+def summary(diff: PlanDiff) -> str:
+    """One line: adds, changes, replacements, removals, data loss (and blocked or refused changes)."""
     if not diff.has_changes:
         return "no changes"
-    counts = [
-        f"{len(diff.of('create'))} to add",
-        f"{len(diff.of('update'))} to change",
-        f"{len(diff.of('replace'))} to replace",
-        f"{len(diff.of('delete'))} to remove",
+    numbers = counts(diff)
+    shown = [
+        f"{numbers[label]} {label}"
+        for label in ("to add", "to change", "to replace", "to remove", "losing data")
     ]
-    lost = sum(change.data_loss for change in diff.resources)
-    return ", ".join(counts) + (f", {lost} losing data" if lost else "")
+    shown += [f"{numbers[label]} {label}" for label in ("blocked", "refused by Azure") if numbers[label]]
+    if diff.config:
+        shown.append(f"{len(diff.config)} config key(s) changed")
+    return ", ".join(shown)
+
+
+def render_summary(diffs: Mapping[str, PlanDiff], markdown: bool = False) -> str:
+    """One summary line per stack (text), or a table with one row per stack (markdown)."""
+    if not markdown:
+        return "\n".join(f"{stack or diff.head_label}: {summary(diff)}" for stack, diff in diffs.items())
+    labels = ("to add", "to change", "to replace", "to remove", "losing data", "blocked", "refused by Azure")
+    rows = ["| stack | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for stack, diff in diffs.items():
+        numbers = counts(diff)
+        rows.append(
+            f"| {stack or diff.head_label} | " + " | ".join(str(numbers[label]) for label in labels) + " |"
+        )
+    return "\n".join(rows)
 
 
 def _code(value: str | None) -> str:
@@ -247,18 +386,22 @@ def _code(value: str | None) -> str:
     return "`" + value.replace("`", "'").replace("|", "\\|") + "`"
 
 
-def _collapsible(summary: str, body: list[str], count: int) -> list[str]:
+def _collapsible(summary_text: str, body: list[str], count: int) -> list[str]:
     if count <= COLLAPSE_OVER:
         return body
-    return [f"<details><summary>{summary}</summary>", "", *body, "", "</details>"]
+    return [f"<details><summary>{summary_text}</summary>", "", *body, "", "</details>"]
+
+
+def _markdown_note(prop: PropertyChange) -> str:
+    notes = [f"**{note}**" for note in _notes(prop)]
+    if prop.refused:
+        notes.append(prop.refused.replace("|", "/"))
+    return "; ".join(notes)
 
 
 def _property_table(changes: tuple[PropertyChange, ...]) -> list[str]:
     rows = ["| property | old | new | |", "|---|---|---|---|"]
-    rows += [
-        f"| `{c.path}` | {_code(c.old)} | {_code(c.new)} | {'**forces replacement**' if c.replaces else ''} |"
-        for c in changes
-    ]
+    rows += [f"| `{c.path}` | {_code(c.old)} | {_code(c.new)} | {_markdown_note(c)} |" for c in changes]
     return rows
 
 
@@ -268,25 +411,48 @@ def _resource_heading(change: ResourceChange) -> str:
         flag = f" :rotating_light: **{change.action}: data loss**"
     elif change.retained:
         flag = " (retained in Azure)"
+    if change.blocked:
+        flag += " :no_entry: **blocked: protected**"
+    if change.refused:
+        flag += " :no_entry: **Azure refuses**"
     return f"- `{change.type}` **{change.name}**{flag}"
 
 
+def _caution(diff: PlanDiff) -> list[str]:
+    lost = [change for change in diff.resources if change.data_loss]
+    blocked = [change for change in diff.resources if change.blocked]
+    refused = [change for change in diff.resources if change.refused]
+    replaced = [change for change in diff.of("replace") if not change.data_loss]
+    if not (lost or blocked or refused or replaced):
+        return []
+    lines = ["", "> [!CAUTION]"]
+    if blocked:
+        lines += ["> `pulumi up` will stop at these protected resources:"]
+        lines += [f"> - `{c.type}` **{c.name}**: {UNPROTECT.format(urn=c.urn)}" for c in blocked]
+    if refused:
+        lines += ["> Azure refuses these changes in place (nothing is replaced; `pulumi up` fails):"]
+        lines += [
+            f"> - `{c.type}` **{c.name}** `{p.path}`: {p.refused}"
+            for c in refused
+            for p in c.changes
+            if p.refused
+        ]
+    if lost:
+        lines += ["> These changes delete or replace resources that hold data:"]
+        lines += [f"> - `{c.type}` **{c.name}**: {_mark(c)}" for c in lost]
+    if replaced:
+        lines += [f"> {len(replaced)} other resource(s) will be replaced (marked below)."]
+    return lines
+
+
 def render_markdown(diff: PlanDiff) -> str:
-    """A PR comment: summary, data-loss warnings first, then collapsible sections per action."""
+    """A PR comment: summary, blocked, refused and data-loss warnings first, then sections per action."""
     lines = [
         f"#### Infrastructure diff `{diff.base_label}` → `{diff.head_label}`",
         "",
-        f"**{_summary(diff)}**",
+        f"**{summary(diff)}**",
+        *_caution(diff),
     ]
-    lost = [change for change in diff.resources if change.data_loss]
-    replaced = [change for change in diff.of("replace") if not change.data_loss]
-    if lost or replaced:
-        lines += ["", "> [!CAUTION]"]
-        if lost:
-            lines += ["> These changes delete or replace resources that hold data:"]
-            lines += [f"> - `{c.type}` **{c.name}**: {_mark(c)}" for c in lost]
-        if replaced:
-            lines += [f"> {len(replaced)} other resource(s) will be replaced (marked below)."]
     sections: list[tuple[str, list[Action]]] = [
         ("Added", ["create"]),
         ("Removed", ["delete"]),

@@ -11,6 +11,7 @@ import yaml
 
 from stacks.model import SECRET_MASK
 from stacks.schema import KEYS_BY_NAME
+from stacks.stackfile import StackFileError, config_string, load_yaml, namespaced, read_stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_VERSION = 1
@@ -28,6 +29,12 @@ class StackInput:
     stack: str
     values: Mapping[str, str]
     secret_keys: frozenset[str]
+    notes: tuple[str, ...] = ()
+    """What the stack file says differently from what it means (see stacks.stackfile), one line each."""
+
+
+STAND_IN_PREFIX = "stand-in-for-"
+"""Offline plans cannot decrypt `secure:` values (that needs the CLI); they run with these stand-ins."""
 
 
 def project_name(root: Path = ROOT) -> str:
@@ -35,17 +42,19 @@ def project_name(root: Path = ROOT) -> str:
     return str(yaml.safe_load((root / "Pulumi.yaml").read_text())["name"])
 
 
-def _as_config_string(value: Any) -> str:
-    """Config values reach the program as strings; structured ones as JSON, as the engine sends them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
+def project_defaults(root: Path = ROOT) -> dict[str, str]:
+    """The Pulumi.yaml defaults the CLI sets for keys a stack leaves out (pkg/workspace/config.go)."""
+    document = load_yaml((root / "Pulumi.yaml").read_text()) or {}
+    project = str(document["name"])
+    return {
+        namespaced(str(key), project): config_string(spec["default"])
+        for key, spec in (document.get("config") or {}).items()
+        if isinstance(spec, dict) and spec.get("default") is not None
+    }
 
 
 def stack_input(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) -> StackInput:
-    """Read Pulumi.<stack>.yaml plus KEY=VALUE overrides; `secure:` values get masked stand-ins."""
+    """Read Pulumi.<stack>.yaml as the CLI does, plus KEY=VALUE overrides; `secure:` values get stand-ins."""
     project = project_name(root)
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
@@ -53,17 +62,14 @@ def stack_input(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) ->
             f"no stack file {path.name}; create it with `pulumi stack init {stack}` or pick "
             f"one of: {', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}"
         )
-    document = yaml.safe_load(path.read_text()) or {}
-    values: dict[str, str] = {}
-    secrets: set[str] = set()
-    for key, value in (document.get("config") or {}).items():
-        key = key if ":" in key else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            # The ciphertext needs the CLI to decrypt; a stand-in exercises the same code path, masked.
-            values[key] = f"stand-in-for-{key}"
-            secrets.add(key)
-        else:
-            values[key] = _as_config_string(value)
+    try:
+        stack_file = read_stack_file(path, project)
+    except StackFileError as error:
+        raise PlanInputError(str(error)) from None
+    values = {**project_defaults(root), **stack_file.values}
+    # The ciphertext needs the CLI to decrypt; a stand-in exercises the same code path, masked.
+    values.update({key: f"{STAND_IN_PREFIX}{key}" for key in stack_file.secure})
+    secrets = set(stack_file.secure)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or ":" not in key:
@@ -71,11 +77,25 @@ def stack_input(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) ->
                 f"--config '{override}' must look like {project}:<key>=<value>, the way "
                 "`pulumi config set` spells the key"
             )
+        # `pulumi config set KEY VALUE` stores the text as given: no YAML typing applies.
         values[key] = value
         name = key.split(":", 1)[1]
         if key.startswith(f"{project}:") and name in KEYS_BY_NAME and KEYS_BY_NAME[name].secret:
             secrets.add(key)
-    return StackInput(project, stack, values, frozenset(secrets))
+    overridden = {override.partition("=")[0] for override in overrides}
+    notes = [f"{path.name} {note}" for note in stack_file.notes if note.key not in overridden]
+    notes += [
+        f"{path.name}: {key} holds the shipped placeholder ciphertext, which only an offline plan accepts "
+        f"(with a stand-in); set it: `pulumi config set --secret {key.split(':', 1)[1]} <value> --stack {stack}`"
+        for key, ciphertext in stack_file.secure.items()
+        if key not in overridden and is_placeholder_ciphertext(ciphertext)
+    ]
+    return StackInput(project, stack, values, frozenset(secrets), tuple(notes))
+
+
+def is_placeholder_ciphertext(ciphertext: str) -> bool:
+    """Whether a `secure:` value is a shipped placeholder rather than anything a secrets provider wrote."""
+    return "Placeholder" in ciphertext or "ReplaceWith" in ciphertext
 
 
 def run_plan(stack_in: StackInput) -> dict[str, Any]:

@@ -462,6 +462,7 @@ def _devops(
             ),
             identity_client_id=ci.client_id if ci is not None else None,
             identity_name=ci.identity_name if ci is not None else None,
+            credentials_before=ci.federated_credentials if ci is not None else (),
         ),
         devops_opts,
     )

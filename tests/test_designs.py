@@ -6,7 +6,14 @@ import datetime
 
 import pytest
 
-from stacks.config import ConfigError, example_config, example_values, parse_config, secret_keys_of
+from stacks.config import (
+    ConfigError,
+    check_config,
+    example_config,
+    example_values,
+    parse_config,
+    secret_keys_of,
+)
 from stacks.designs import DESIGNS, design_diagram, design_plan, online_target
 from stacks.inference_tls import certificate_problems, hostname_problem, self_signed_pem
 
@@ -211,8 +218,8 @@ def test_unknown_design_is_refused_naming_both_designs() -> None:
     assert "customerVnet, managedVnet" in message
 
 
-@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False), ("", True)])
-def test_shared_key_access_is_a_switch_over_the_design_default(value: str, expected: bool) -> None:
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False), (None, True)])
+def test_shared_key_access_is_a_switch_over_the_design_default(value: str | None, expected: bool) -> None:
     assert example_config("prod", storageSharedKeyAccess=value).storage_shared_key_access is expected
 
 
@@ -220,11 +227,17 @@ def test_shared_key_access_must_be_a_boolean() -> None:
     assert "true or false" in problems_of("dev", storageSharedKeyAccess="maybe")["storageSharedKeyAccess"][0]
 
 
-def test_inference_keys_are_not_read_without_aks() -> None:
-    cfg = example_config(
+def test_inference_keys_get_no_cross_key_rules_without_aks_but_keep_their_form() -> None:
+    values = example_values(
+        isolationDesign="managedVnet", enableAks="false", inferenceLoadBalancerIp="10.99.0.4"
+    )
+    check = check_config(values, stack="prod", secret_keys=secret_keys_of(values))
+    assert check.config is not None and check.config.aks is None
+    warned = {warning.key: str(warning) for warning in check.warnings}
+    assert "has no effect while enableAks is false" in warned[f"{P}:inferenceLoadBalancerIp"]
+    assert "inferenceLoadBalancerIp" in problems_of(
         "prod", isolationDesign="managedVnet", enableAks="false", inferenceLoadBalancerIp="x"
     )
-    assert cfg.aks is None
 
 
 # ---- config: TLS of the inference router --------------------------------------------------------
@@ -365,7 +378,6 @@ def test_load_balancer_ip_must_be_a_usable_address_of_the_aks_subnet(ip: str, va
     if valid:
         assert found == {} and example_config("prod", inferenceLoadBalancerIp=ip).aks.load_balancer_ip == ip  # type: ignore[union-attr]
     else:
-        assert (
-            list(found) == ["inferenceLoadBalancerIp"]
-            and "10.10.16.0/20" in found["inferenceLoadBalancerIp"][0]
-        )
+        # An address of the wrong form is refused by its form; an address outside or reserved names the subnet.
+        words = "an IPv4 address" if ip.count(".") != 3 else "10.10.16.0/20"
+        assert list(found) == ["inferenceLoadBalancerIp"] and words in found["inferenceLoadBalancerIp"][0]

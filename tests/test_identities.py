@@ -27,6 +27,7 @@ from components.service_connection import ServiceConnection, ServiceConnectionAr
 from components.workspace import Workspace, WorkspaceArgs
 from stacks import mockrun
 from stacks.config import ConfigError, example_config
+from stacks.forms import shown_value
 from stacks.mockrun import SECRET_MASK, Recording, run_program
 from stacks.model import StackConfig
 from stacks.platform import build_platform
@@ -411,6 +412,9 @@ def test_identity_and_contributor_role_keep_their_state_after_moving_out_of_the_
     assert contributor.aliases == (("service-connection-contributor-role", old_parent),)
 
 
+KEY = "federatedIdentityCredentialResourceName"
+
+
 def test_github_deploy_jobs_of_the_stacks_environment_may_sign_in() -> None:
     cfg = example_config("prod", githubRepository="contoso/aml-platform")
     result = plan(cfg)
@@ -428,6 +432,12 @@ def test_github_deploy_jobs_of_the_stacks_environment_may_sign_in() -> None:
         "audiences": [ENTRA_TOKEN_EXCHANGE_AUDIENCE],
     }
     assert set(credentials) == {"github-prod", "azure-devops"}
+    # Entra refuses concurrent federated credential writes on one identity (409): they go one after the other.
+    github, devops = (
+        next(r for r in result.recording.of_type(FEDERATED_CREDENTIAL) if r.inputs[KEY] == name)
+        for name in ("github-prod", "azure-devops")
+    )
+    assert github.urn in devops.dependencies
 
 
 @pytest.mark.parametrize(
@@ -497,7 +507,7 @@ def test_github_repository_config_is_validated_before_anything_is_declared(value
         return
     with pytest.raises(ConfigError) as raised:
         example_config("dev", githubRepository=value)
-    assert f"aml-platform:githubRepository ('{value}')" in str(raised.value)
+    assert f"aml-platform:githubRepository ('{shown_value(value, secret=False)}')" in str(raised.value)
     assert "<owner>/<repository>" in str(raised.value)
 
 

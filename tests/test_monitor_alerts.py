@@ -288,8 +288,8 @@ def test_alert_thresholds_refuse_what_azure_refuses(kwargs: dict, message: str) 
         ({"alertEmails": None}, "enableAlerts", "alerts need a receiver"),
         ({"alertEmails": '["not-an-email"]'}, "alertEmails", "must be a list of email addresses"),
         ({"alertWebhookUrl": "http://hooks.example.com/x"}, "alertWebhookUrl", "must be an https:// URL"),
-        ({"alertSeverity": "7"}, "alertSeverity", "must be from 0 to 4"),
-        ({"alertNoTrafficMinutes": "2"}, "alertNoTrafficMinutes", "must be from 5 to 1440"),
+        ({"alertSeverity": "7"}, "alertSeverity", "from 0 to 4"),
+        ({"alertNoTrafficMinutes": "2"}, "alertNoTrafficMinutes", "from 5 to 1440"),
         ({"driftThreshold": "zero"}, "driftThreshold", "must be a number above 0"),
         (
             {"enablePrometheusGrafana": "true", "enableAks": "false"},
