@@ -56,6 +56,8 @@ plan: $(STAMP)
 
 demo: plan
 	$(PY) -m mlops deploy --target local --workdir $(WORKDIR)/local
+	@# The newest training run against the champion it was scored with: the report a pull request gets.
+	$(PY) -m mlops report --run "$$(ls -d $(WORKDIR)/local/runs/run-* | tail -n 1)" --out $(WORKDIR)/local/report
 	@# Traffic from the same population as the training data (another seed): the report should find no drift.
 	$(PY) -m mlops.data generate --rows 4000 --seed 7 --out $(WORKDIR)/local/traffic.csv
 	$(PY) -m mlops loadtest --workdir $(WORKDIR)/local --data $(WORKDIR)/local/traffic.csv --rows-per-request 20 --users 4 --seconds 10
@@ -68,6 +70,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_lifecycle.py
 	$(PY) bench/bench_preflight.py
 	$(PY) bench/bench_monitor.py
+	$(PY) bench/bench_sweep.py
 
 lock: | $(UV)
 	$(UV) lock --python $(PYTHON)

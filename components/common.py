@@ -38,6 +38,7 @@ class BuiltInRole:
     MONITORING_DATA_READER = "b0d8363b-8ddd-447d-831f-62ca05bff136"
     MONITORING_READER = "43d0d8ad-25c7-4714-9337-8ba259a9fe05"
     GRAFANA_ADMIN = "22926164-76b3-42b3-bc55-97df8dab3e41"
+    AZUREML_REGISTRY_USER = "1823dd4f-9b8c-4ab6-ab4e-7397a3684615"
 
 
 # The roles `pulumi up` grants to workload identities. The CI identity may assign exactly these (its Role
@@ -58,6 +59,7 @@ DELEGABLE_ROLES: frozenset[str] = frozenset(
         BuiltInRole.MONITORING_DATA_READER,
         BuiltInRole.MONITORING_READER,
         BuiltInRole.GRAFANA_ADMIN,
+        BuiltInRole.AZUREML_REGISTRY_USER,
     }
 )
 # The CI identity's own deploy rights: only the bootstrapping administrator may create or change these.

@@ -47,6 +47,8 @@ ONLINE_ENDPOINT = "taxi-fare-online"
 BATCH_ENDPOINT = "taxi-fare-batch"
 
 DEFAULT_WORKDIR = Path(".work/local")
+LOCAL_REGISTRY = Path(".work/local-registry")
+ENVIRONMENTS = ("dev", "prod")
 DEFAULT_ROWS = 20_000
 DATA_SEED = 42
 EXIT_INTERRUPTED = 130
@@ -105,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M",
         help=f"the whole run's deadline; every wait is capped by what is left (default {HOOK_DEADLINE_S / 60:.0f})",
     )
+    run.add_argument(
+        "--sweep",
+        action="store_true",
+        help="tune with the pipeline's hyperparameter sweep step instead of one train step",
+    )
     local = run.add_argument_group("--target local")
     local.add_argument(
         "--workdir", type=Path, help=f"state, registry, models and logs (default {DEFAULT_WORKDIR})"
@@ -128,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_monitor(commands)
     _add_loadtest(commands)
+    _add_report_parser(commands)
+    _add_promote_parser(commands)
     return parser
 
 
@@ -184,6 +193,53 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_promote_parser(commands: argparse._SubParsersAction) -> None:
+    promote = commands.add_parser(
+        "promote",
+        help="copy a registered version from dev into the shared registry and prod, with its lineage",
+        epilog="exit codes: 0 done (also when already promoted), 2 refused or conflicting, 5 transient, "
+        "6 other Azure error, 130 interrupted",
+    )
+    promote.add_argument("--target", choices=("local", "azure"), required=True, help="where the stores are")
+    promote.add_argument("--from", dest="source", choices=ENVIRONMENTS, default="dev", help="default dev")
+    promote.add_argument(
+        "--to", dest="destination", choices=ENVIRONMENTS, default="prod", help="default prod"
+    )
+    promote.add_argument(
+        "--model-version", required=True, help="the source version to promote, or `champion` (the source's)"
+    )
+    promote.add_argument("--version-file", type=Path, help="write the promoted version number here (for CI)")
+    promote.add_argument("--model-name", default=MODEL_NAME, help=f"default {MODEL_NAME}")
+    promote.add_argument(
+        "--force", action="store_true", help="promote even if it is not the source's champion"
+    )
+    local = promote.add_argument_group("--target local")
+    local.add_argument("--from-workdir", type=Path, help=f"source workdir (default {DEFAULT_WORKDIR})")
+    local.add_argument("--to-workdir", type=Path, help="target workdir (default .work/local-<to>)")
+    local.add_argument(
+        "--registry-dir", type=Path, help=f"the local registry folder (default {LOCAL_REGISTRY})"
+    )
+    azure = promote.add_argument_group("--target azure")
+    azure.add_argument("--from-outputs", type=Path, help="stack outputs JSON of the source (else `pulumi`)")
+    azure.add_argument("--to-outputs", type=Path, help="stack outputs JSON of the target (else `pulumi`)")
+
+
+def _add_report_parser(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report", help="Markdown + PNG report of a local training run against the champion (for PRs)"
+    )
+    report.add_argument("--run", type=Path, required=True, help="a run folder, WORKDIR/runs/run-NNN")
+    report.add_argument(
+        "--against",
+        choices=("champion", "none"),
+        default="champion",
+        help="compare with the champion the run's evaluate step scored (default), or show the candidate only",
+    )
+    report.add_argument(
+        "--out", type=Path, required=True, help="folder for report.md, comment.md and the PNGs"
+    )
+
+
 def _positive_minutes(text: str) -> float:
     try:
         minutes = float(text)
@@ -213,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return loadtest(args)
         if args.command == "hook-runner":
             return hook_runner(args)
+        if args.command == "report":
+            return write_report(args)
+        if args.command == "promote":
+            return promote_models(args)
         _reject_foreign_flags(args)
         return deploy_local(args) if args.target == "local" else deploy_azure(args)
     except KeyboardInterrupt:
@@ -255,6 +315,109 @@ def check_specs() -> int:
         print(problem, file=sys.stderr)
     print(f"check-specs: {len(problems)} problem(s)")
     return EXIT_USAGE if problems else EXIT_OK
+
+
+def promote_models(args: argparse.Namespace) -> int:
+    """Promote one version from --from to --to through the registry; refusals exit 2 with the reason."""
+    from mlops.promote import PromotionConflict, PromotionError, PromotionRefused, promote
+
+    if args.source == args.destination:
+        raise UsageError(
+            f"--from and --to are both {args.source}; promotion goes from one environment to another"
+        )
+    progress = Progress()
+    try:
+        stores = _promotion_stores(args)
+    except PromotionError as error:
+        raise DeployError(str(error)) from None
+    try:
+        with progress.step("promote") as say:
+            result = promote(*stores, args.model_name, args.model_version, force=args.force, say=say)
+    except (PromotionRefused, PromotionConflict) as error:
+        raise UsageError(str(error)) from None
+    except PromotionError as error:
+        raise DeployError(str(error)) from None
+    finally:
+        for store in stores:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+    print("\n".join(result.lines()), flush=True)
+    if args.version_file is not None:
+        args.version_file.parent.mkdir(parents=True, exist_ok=True)
+        args.version_file.write_text(result.version + "\n")
+    return EXIT_OK
+
+
+def _promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Source, registry and target stores: local workdirs and a folder, or the stacks' workspaces and registry."""
+    local_flags = ("from_workdir", "to_workdir", "registry_dir")
+    azure_flags = ("from_outputs", "to_outputs")
+    foreign = azure_flags if args.target == "local" else local_flags
+    given = [f"--{name.replace('_', '-')}" for name in foreign if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: not for --target {args.target}")
+    if args.target == "local":
+        from mlops.promote import LocalRegistry, LocalWorkdir
+
+        source_dir = (args.from_workdir or DEFAULT_WORKDIR).resolve()
+        if not (source_dir / "mlflow.db").is_file():
+            raise UsageError(
+                f"--from-workdir {source_dir}: no MLflow registry there; train with `deploy` first"
+            )
+        target_dir = (args.to_workdir or DEFAULT_WORKDIR.with_name(f"local-{args.destination}")).resolve()
+        return (
+            LocalWorkdir(source_dir),
+            LocalRegistry((args.registry_dir or LOCAL_REGISTRY).resolve()),
+            LocalWorkdir(target_dir),
+        )
+    return _azure_promotion_stores(args)
+
+
+def _azure_promotion_stores(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The two workspaces and the registry, each behind a Session of the Azure backend (one credential)."""
+    from mlops.backends.azure.promotion import location_problem, registry_models, workspace_models
+    from mlops.backends.azure.session import Session
+    from mlops.stack_outputs import StackOutputsError, load_stack_outputs
+
+    try:
+        source = load_stack_outputs(args.source, args.from_outputs)
+        target = load_stack_outputs(args.destination, args.to_outputs)
+    except StackOutputsError as error:
+        raise UsageError(str(error)) from None
+    registry_name = target.model_registry_name or source.model_registry_name
+    if not registry_name:
+        raise UsageError(
+            "neither stack exports modelRegistryName: set enableModelRegistry=true (the default) and run "
+            f"`pulumi up --stack {args.destination}`, which creates the registry"
+        )
+    for outputs in (source, target):
+        problem = location_problem(outputs, os.environ)
+        if problem:
+            raise UsageError(f"promote: {problem}")
+    source_session = Session(source, progress=print)
+    target_session = Session(target, credential=source_session.credential_object, progress=print)
+    return (
+        workspace_models(source_session),
+        registry_models(target_session, registry_name),
+        workspace_models(target_session),
+    )
+
+
+def write_report(args: argparse.Namespace) -> int:
+    """Write the run's report; a folder that is not a training run is a usage error."""
+    from mlops.report import ReportError
+    from mlops.report import write_report as write
+
+    progress = Progress()
+    try:
+        with progress.step("report") as say:
+            report = write(args.run.resolve(), args.out.resolve(), against=args.against)
+            say(f"{report.markdown} (+ {len(report.plots)} PNGs); PR comment body: {report.comment}")
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+    print(report.markdown)
+    return EXIT_OK
 
 
 def hook_runner(args: argparse.Namespace) -> int:
@@ -304,6 +467,7 @@ def build_request(
         skip_training=args.skip_training,
         model_registry=getattr(args, "registry", None),
         traffic_steps=args.traffic_steps,
+        sweep=args.sweep,
         deadline_s=args.deadline_minutes * 60,
     )
 

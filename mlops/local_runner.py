@@ -39,15 +39,17 @@ LOG_TAIL_LINES = 20
 
 @dataclass(frozen=True)
 class StepEvent:
-    """Progress of one step: `started` (seconds 0) or `finished` / `failed` with its elapsed seconds."""
+    """Progress of one step: `started` (seconds 0), `finished` / `failed` with its elapsed seconds,
+    or `progress` with a detail line from inside a long step (a sweep's trials)."""
 
     step: str
-    kind: Literal["started", "finished", "failed"]
+    kind: Literal["started", "finished", "failed", "progress"]
     seconds: float
     index: int
     total: int
     cpu_seconds: float | None = None
     """CPU the step's process tree used (finished steps forked by mlops.prefork; None otherwise)."""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,13 +252,15 @@ def run_pipeline(
     on_event: Callable[[StepEvent], None] | None = None,
     step_timeout_s: float = 1800,
     launcher: Launcher | None = None,
+    sweep: bool = False,
 ) -> PipelineRun:
     """Run every step of `pipeline` in dependency order; StepFailed stops the run at the first failure.
 
     `env` is added to this process's environment for every step. `launcher` starts the steps' processes
     (default: forked from a warm interpreter, mlops.prefork.ForkLauncher; SubprocessLauncher for fresh ones).
+    `sweep` switches the spec's alternative steps on (the sweep instead of train).
     """
-    spec = load_pipeline(pipeline)  # raises PipelineSpecError listing every problem
+    spec = load_pipeline(pipeline, sweep=sweep)  # raises PipelineSpecError listing every problem
     values = _input_values(spec, inputs)
     workdir = Path(workdir).resolve()
     run_env = {**os.environ, **(env or {})}
@@ -283,12 +287,38 @@ def _run_steps(
         started = time.monotonic()
         try:
             inputs = {name: _resolve_input(spec, step, name, values, done) for name in step.inputs}
-            done[step.name] = run_step(
-                step, inputs, workdir, env=env, python=python, timeout_s=timeout_s, launcher=launcher
-            )
+            if step.sweep is not None:
+                from mlops.sweep import run_sweep_step  # imported here: it builds on run_step
+
+                done[step.name] = run_sweep_step(
+                    step,
+                    inputs,
+                    workdir,
+                    env=env,
+                    python=python,
+                    timeout_s=timeout_s,
+                    launcher=launcher,
+                    seed=values.get("seed", ""),
+                    notify=_progress(notify, step.name, index, len(spec.steps), started),
+                )
+            else:
+                done[step.name] = run_step(
+                    step, inputs, workdir, env=env, python=python, timeout_s=timeout_s, launcher=launcher
+                )
         except StepFailed:
             notify(StepEvent(step.name, "failed", time.monotonic() - started, index, len(spec.steps)))
             raise
         result = done[step.name]
         notify(StepEvent(step.name, "finished", result.seconds, index, len(spec.steps), result.cpu_seconds))
     return PipelineRun(workdir, list(done.values()))
+
+
+def _progress(
+    notify: Callable[[StepEvent], None], step: str, index: int, total: int, started: float
+) -> Callable[[str], None]:
+    """Detail lines from inside a long step (a sweep's trials) as `progress` events."""
+
+    def progress(line: str) -> None:
+        notify(StepEvent(step, "progress", time.monotonic() - started, index, total, detail=line))
+
+    return progress

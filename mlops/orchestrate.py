@@ -241,6 +241,8 @@ class DeployRequest:
     model_registry: str | None = None
     """Take `model_version` from this Azure ML registry instead of the workspace."""
     traffic_steps: tuple[int, ...] = (100,)
+    sweep: bool = False
+    """Train with the pipeline's hyperparameter sweep instead of its single train step."""
     training_deadline_s: float = TRAINING_DEADLINE_S
     deployment_deadline_s: float = DEPLOYMENT_DEADLINE_S
     batch_deadline_s: float = BATCH_DEADLINE_S
@@ -249,6 +251,8 @@ class DeployRequest:
     batch_deployment: str = BATCH_DEPLOYMENT
 
     def __post_init__(self) -> None:
+        if self.sweep and (self.model_version is not None or self.skip_training):
+            raise UsageError("--sweep trains; it does not go with --model-version or --skip-training")
         if self.data is None and self.model_version is None and not self.skip_training:
             raise UsageError("training needs data: give --data CSV (or --model-version N / --skip-training)")
         if self.model_registry and self.model_version is None:
@@ -514,6 +518,7 @@ def _train(backend: Backend, request: DeployRequest, progress: Progress, budget:
                 model_name=request.model_name,
                 seed=request.seed,
                 deadline_s=budget.cap("training", request.training_deadline_s),
+                sweep=request.sweep,
             )
         )
         if training.status != "Completed":

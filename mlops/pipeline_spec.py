@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,53 @@ STEP_KEYS = frozenset(
     }
 )
 REQUIRED_STEP_KEYS = ("command", "code", "environment")
+# A sweep node in a pipeline (CLI v2 YAML reference, reference-yaml-job-sweep.md; azure-ai-ml's SweepSchema):
+# the trial is an inline command component whose inputs include the searched parameters.
+SWEEP_STEP_KEYS = frozenset(
+    {
+        "type",
+        "name",
+        "display_name",
+        "description",
+        "tags",
+        "properties",
+        "experiment_name",
+        "compute",
+        "inputs",
+        "outputs",
+        "trial",
+        "sampling_algorithm",
+        "search_space",
+        "objective",
+        "limits",
+        "early_termination",
+        "identity",
+        "queue_settings",
+    }
+)
+REPLACES_TAG = "replaces"
+"""A step tagged `replaces: <step>` is an alternative to that step, off unless switched on (`--sweep`)."""
+# how-to-tune-hyperparameters.md: grid sampling takes only `choice`; Bayesian `choice`, `uniform`,
+# `quniform`; max_total_trials and max_concurrent_trials are integers between 1 and 1000.
+SAMPLING_PARAMETER_TYPES: dict[str, frozenset[str]] = {
+    "random": frozenset(
+        {
+            "choice",
+            "randint",
+            "uniform",
+            "quniform",
+            "loguniform",
+            "qloguniform",
+            "normal",
+            "qnormal",
+            "lognormal",
+            "qlognormal",
+        }
+    ),
+    "grid": frozenset({"choice"}),
+    "bayesian": frozenset({"choice", "uniform", "quniform"}),
+}
+TRIAL_LIMIT = (1, 1000)
 
 _PARENT_INPUT = re.compile(r"^\$\{\{\s*parent\.inputs\.([A-Za-z_][\w]*)\s*\}\}$")
 _STEP_OUTPUT = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z_][\w]*)\.outputs\.([A-Za-z_][\w]*)\s*\}\}$")
@@ -88,8 +137,40 @@ class PipelineInput:
 
 
 @dataclass(frozen=True)
+class SearchParameter:
+    """One searched parameter: its distribution (`choice`, `uniform`, `loguniform`, ...) and its arguments."""
+
+    name: str
+    type: str
+    arguments: dict[str, Any]
+    """The distribution's arguments as the spec gives them: values, min_value/max_value, q, mu/sigma, upper."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What a sweep step searches and how: sampling, objective, limits, early termination."""
+
+    sampling: str
+    """random, grid or bayesian."""
+    seed: int | None
+    """The random sampler's seed (random sampling only)."""
+    search_space: dict[str, SearchParameter]
+    primary_metric: str
+    goal: str
+    """minimize or maximize."""
+    max_total_trials: int
+    max_concurrent_trials: int
+    timeout_s: float | None
+    trial_timeout_s: float | None
+    early_termination: str | None
+    """The policy type (bandit, median_stopping, truncation_selection), applied by Azure ML only."""
+    trial_defaults: dict[str, Scalar] = field(default_factory=dict)
+    """Defaults of the trial's scalar inputs (what a parameter outside the search space gets)."""
+
+
+@dataclass(frozen=True)
 class StepSpec:
-    """One inline command step of the pipeline."""
+    """One inline command step of the pipeline, or a sweep step (then `command` is its trial's)."""
 
     name: str
     command: str
@@ -98,6 +179,7 @@ class StepSpec:
     outputs: list[str]
     environment: str
     environment_variables: dict[str, str] = field(default_factory=dict)
+    sweep: SweepSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +304,9 @@ def _check_step_keys(name: str, step: dict[str, Any], found: _Collector) -> None
     for key in sorted(set(step) - STEP_KEYS):
         found.add(name, key, f"unknown key {key!r} on an inline command step; allowed: {sorted(STEP_KEYS)}")
     if step.get("type", "command") != "command":
-        found.add(name, "type", f"only inline command steps are supported, got type {step.get('type')!r}")
+        found.add(
+            name, "type", f"only inline command and sweep steps are supported, got type {step.get('type')!r}"
+        )
     for key in REQUIRED_STEP_KEYS:
         if not isinstance(step.get(key), str) or not step.get(key):
             found.add(name, key, f"required: a non-empty string, got {step.get(key)!r}")
@@ -377,7 +461,8 @@ def _upstream(bindings: Mapping[str, Binding]) -> set[str]:
     return {binding.step for binding in bindings.values() if isinstance(binding, StepOutput)}
 
 
-def _parse(path: Path) -> tuple[PipelineSpec | None, list[SpecProblem]]:
+def _parse(path: Path, sweep: bool | None = False) -> tuple[PipelineSpec | None, list[SpecProblem]]:
+    """The spec at `path` with its alternative steps off, on (`sweep`), or as written (None)."""
     found = _Collector(path)
     raw = _read_yaml(path, found)
     if raw is None:
@@ -386,8 +471,21 @@ def _parse(path: Path) -> tuple[PipelineSpec | None, list[SpecProblem]]:
     if not isinstance(jobs, dict) or not jobs:
         found.add(None, "jobs", f"expected a non-empty mapping of step name to step, got {jobs!r}")
         return None, found.problems
+    if sweep is None:
+        _check_alternatives(jobs, found)
+    else:
+        jobs = select_steps(raw, sweep)["jobs"]
     inputs = _pipeline_inputs(raw, found)
-    steps = {name: step for name, step in jobs.items() if isinstance(step, dict)}
+    steps: dict[str, dict[str, Any]] = {}
+    sweeps: dict[str, SweepSettings] = {}
+    for name, step in jobs.items():
+        if isinstance(step, dict) and step.get("type") == "sweep":
+            steps[name], settings = _sweep_view(name, step, found)
+            if settings is not None:
+                sweeps[name] = settings
+        elif isinstance(step, dict):
+            _check_step_keys(name, step, found)
+            steps[name] = step
     for name in sorted(set(jobs) - set(steps)):
         found.add(
             name, "(step)", f"expected a mapping with type, code, command, environment, got {jobs[name]!r}"
@@ -395,8 +493,9 @@ def _parse(path: Path) -> tuple[PipelineSpec | None, list[SpecProblem]]:
     step_inputs = {name: _step_inputs(name, step, found) for name, step in steps.items()}
     step_outputs = {name: _step_outputs(name, step, found) for name, step in steps.items()}
     for name, step in steps.items():
-        _check_step_keys(name, step, found)
-        _check_command(name, str(step.get("command") or ""), step_inputs[name], step_outputs[name], found)
+        # A sweep's trial also takes the searched parameters as inputs.
+        declared = {**dict.fromkeys(step.get("_trial_inputs", ())), **step_inputs[name]}
+        _check_command(name, str(step.get("command") or ""), declared, step_outputs[name], found)
     _check_bindings(steps, inputs, step_inputs, step_outputs, found)
     ordered, cyclic = order_steps({name: _upstream(step_inputs[name]) for name in steps})
     if cyclic:
@@ -408,13 +507,19 @@ def _parse(path: Path) -> tuple[PipelineSpec | None, list[SpecProblem]]:
     if found.problems:
         return None, found.problems
     spec_steps = [
-        _step_spec(path, name, steps[name], step_inputs[name], step_outputs[name]) for name in ordered
+        _step_spec(path, name, steps[name], step_inputs[name], step_outputs[name], sweeps.get(name))
+        for name in ordered
     ]
     return PipelineSpec(path, raw.get("experiment_name"), raw.get("display_name"), inputs, spec_steps), []
 
 
 def _step_spec(
-    path: Path, name: str, step: dict[str, Any], inputs: dict[str, Binding], outputs: Mapping[str, str]
+    path: Path,
+    name: str,
+    step: dict[str, Any],
+    inputs: dict[str, Binding],
+    outputs: Mapping[str, str],
+    sweep: SweepSettings | None = None,
 ) -> StepSpec:
     variables = {str(key): str(value) for key, value in (step.get("environment_variables") or {}).items()}
     return StepSpec(
@@ -425,20 +530,333 @@ def _step_spec(
         outputs=list(outputs),
         environment=step["environment"],
         environment_variables=variables,
+        sweep=sweep,
     )
 
 
-def load_pipeline(path: Path) -> PipelineSpec:
-    """The pipeline at `path` as a typed graph; PipelineSpecError listing every problem otherwise."""
-    spec, problems = _parse(Path(path))
+# ---------------------------------------------------------------- alternatives (the sweep twin of train)
+
+
+def _replaced(step: object) -> str | None:
+    tags = step.get("tags") if isinstance(step, dict) else None
+    value = tags.get(REPLACES_TAG) if isinstance(tags, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def alternatives(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Alternative step -> the step it replaces when switched on, from the `replaces` tags."""
+    jobs = raw.get("jobs") if isinstance(raw.get("jobs"), dict) else {}
+    return {name: target for name, step in jobs.items() if (target := _replaced(step)) is not None}
+
+
+def _rebind(value: object, old: str, new: str) -> object:
+    pattern = re.compile(r"(\$\{\{\s*parent\.jobs\.)" + re.escape(old) + r"(\.outputs\.)")
+    if isinstance(value, str):
+        return pattern.sub(lambda match: f"{match.group(1)}{new}{match.group(2)}", value)
+    if isinstance(value, dict):
+        return {key: _rebind(item, old, new) for key, item in value.items()}
+    return value
+
+
+def select_steps(raw: Mapping[str, Any], sweep: bool) -> dict[str, Any]:
+    """The spec with its alternatives off (each `replaces`-tagged step dropped) or on (each replaces its step).
+
+    Switched on, the replaced step is dropped and every binding to its outputs points at the
+    alternative's outputs of the same names, so the downstream steps (evaluate, register) stay unchanged.
+    """
+    result = copy.deepcopy(dict(raw))
+    jobs: dict[str, Any] = result.get("jobs") or {}
+    for alternative, replaced in alternatives(raw).items():
+        if not sweep:
+            jobs.pop(alternative, None)
+            continue
+        jobs.pop(replaced, None)
+        for step in jobs.values():
+            if isinstance(step, dict) and isinstance(step.get("inputs"), dict):
+                step["inputs"] = {
+                    key: _rebind(value, replaced, alternative) for key, value in step["inputs"].items()
+                }
+    return result
+
+
+def _check_alternatives(jobs: Mapping[str, Any], found: _Collector) -> None:
+    """An alternative replaces another step, offers every output consumers bind from it, and feeds nothing."""
+    for alternative, replaced in alternatives({"jobs": jobs}).items():
+        if replaced not in jobs or replaced == alternative or _replaced(jobs[replaced]) is not None:
+            found.add(
+                alternative,
+                f"tags.{REPLACES_TAG}",
+                f"must name another step that is no alternative itself; got {replaced!r}, "
+                f"steps are {sorted(jobs)}",
+            )
+            continue
+        offered = set(jobs[alternative].get("outputs") or {})
+        for consumer, step in jobs.items():
+            bindings = (step.get("inputs") or {}) if isinstance(step, dict) else {}
+            for input_name, value in bindings.items():
+                binding = parse_binding(value)
+                if not isinstance(binding, StepOutput):
+                    continue
+                if binding.step == alternative:
+                    found.add(
+                        consumer,
+                        f"inputs.{input_name}",
+                        f"binds {alternative!r}, which is off by default; bind {replaced!r} "
+                        "(switching the alternative on rebinds it)",
+                    )
+                elif binding.step == replaced and binding.output not in offered:
+                    found.add(
+                        alternative,
+                        "outputs",
+                        f"lacks output {binding.output!r} that step {consumer!r} binds from {replaced!r}, "
+                        f"which this step replaces; declared outputs are {sorted(offered)}",
+                    )
+
+
+# ---------------------------------------------------------------- sweep steps
+
+
+def _sweep_view(
+    name: str, step: dict[str, Any], found: _Collector
+) -> tuple[dict[str, Any], SweepSettings | None]:
+    """A sweep step as a command step (its trial's command, code, environment) plus its sweep settings."""
+    for key in sorted(set(step) - SWEEP_STEP_KEYS):
+        found.add(name, key, f"unknown key {key!r} on a sweep step; allowed: {sorted(SWEEP_STEP_KEYS)}")
+    trial = step.get("trial")
+    if not isinstance(trial, dict):
+        found.add(
+            name,
+            "trial",
+            "expected an inline command component (type, code, environment, command, inputs, outputs), "
+            f"got {trial!r}; a component file reference cannot run locally",
+        )
+        return {"inputs": step.get("inputs"), "outputs": step.get("outputs"), "command": ""}, None
+    if trial.get("type", "command") != "command":
+        found.add(name, "trial.type", f"a trial must be a command component, got {trial.get('type')!r}")
+    for key in REQUIRED_STEP_KEYS:
+        if not isinstance(trial.get(key), str) or not trial.get(key):
+            found.add(name, f"trial.{key}", f"required: a non-empty string, got {trial.get(key)!r}")
+    declared = trial.get("inputs") if isinstance(trial.get("inputs"), dict) else {}
+    view = {
+        "command": trial.get("command") or "",
+        "code": trial.get("code") or "",
+        "environment": trial.get("environment") or "",
+        "environment_variables": trial.get("environment_variables") or {},
+        "inputs": step.get("inputs"),
+        "outputs": step.get("outputs"),
+        "_trial_inputs": tuple(declared),
+    }
+    _check_trial_interface(name, step, trial, found)
+    return view, _sweep_settings(name, step, declared, found)
+
+
+def _check_trial_interface(name: str, step: dict[str, Any], trial: dict[str, Any], found: _Collector) -> None:
+    declared = trial.get("inputs") if isinstance(trial.get("inputs"), dict) else {}
+    bound = set(step.get("inputs") or {})
+    space = step.get("search_space")
+    searched = set(space) if isinstance(space, dict) else set()
+    for input_name in sorted(bound - set(declared)):
+        found.add(
+            name,
+            f"inputs.{input_name}",
+            f"the trial declares no input {input_name!r}; it has {sorted(declared)}",
+        )
+    for parameter in sorted(searched - set(declared)):
+        found.add(
+            name,
+            f"search_space.{parameter}",
+            f"the trial declares no input {parameter!r} to receive it; declare it under trial.inputs",
+        )
+    for parameter in sorted(searched & bound):
+        found.add(
+            name, f"search_space.{parameter}", "is also bound under inputs; a searched input is set per trial"
+        )
+    for input_name, spec in declared.items():
+        if input_name not in bound | searched and not (isinstance(spec, dict) and "default" in spec):
+            found.add(name, f"trial.inputs.{input_name}", "is neither bound, searched, nor given a default")
+    trial_outputs = set(trial.get("outputs") or {})
+    for output in sorted(set(step.get("outputs") or {}) - trial_outputs):
+        found.add(
+            name,
+            f"outputs.{output}",
+            f"the trial declares no output {output!r}; it has {sorted(trial_outputs)}",
+        )
+
+
+def _trial_count(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and TRIAL_LIMIT[0] <= value <= TRIAL_LIMIT[1]
+    )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _sampling(name: str, step: dict[str, Any], found: _Collector) -> tuple[str, int | None]:
+    algorithm = step.get("sampling_algorithm", "random")
+    kind, seed = (algorithm, None) if isinstance(algorithm, str) else (None, None)
+    if isinstance(algorithm, dict):
+        kind, seed = algorithm.get("type"), algorithm.get("seed")
+    if kind not in SAMPLING_PARAMETER_TYPES:
+        found.add(
+            name,
+            "sampling_algorithm",
+            f"type must be one of {sorted(SAMPLING_PARAMETER_TYPES)}, got {kind!r}",
+        )
+        return "random", None
+    if seed is not None and (kind != "random" or not isinstance(seed, int) or isinstance(seed, bool)):
+        found.add(
+            name, "sampling_algorithm.seed", f"an integer seed is for random sampling only, got {seed!r}"
+        )
+        seed = None
+    return str(kind), seed
+
+
+def _parameter_problem(parameter: SearchParameter) -> str | None:
+    """Why a distribution's arguments are unusable, or None (azure-ai-ml checks their presence and types)."""
+    arguments = parameter.arguments
+    if parameter.type == "choice":
+        values = arguments.get("values")
+        return (
+            None
+            if isinstance(values, list) and values
+            else f"choice needs a non-empty values list, got {values!r}"
+        )
+    if parameter.type == "randint":
+        upper = arguments.get("upper")
+        return None if _trial_count(upper) else f"randint needs an integer upper >= 1, got {upper!r}"
+    if parameter.type in ("uniform", "quniform", "loguniform", "qloguniform"):
+        low, high = arguments.get("min_value"), arguments.get("max_value")
+        if not (_number(low) and _number(high) and low < high):
+            return f"needs numbers min_value < max_value, got {low!r} and {high!r}"
+    if parameter.type in ("normal", "qnormal", "lognormal", "qlognormal"):
+        mu, sigma = arguments.get("mu"), arguments.get("sigma")
+        if not (_number(mu) and _number(sigma) and sigma > 0):
+            return f"needs a number mu and a positive sigma, got {mu!r} and {sigma!r}"
+    if parameter.type.startswith("q") and not (_number(arguments.get("q")) and arguments["q"] > 0):
+        return f"{parameter.type} needs a positive q, got {arguments.get('q')!r}"
+    return None
+
+
+def _search_space(
+    name: str, step: dict[str, Any], sampling: str, found: _Collector
+) -> dict[str, SearchParameter]:
+    declared = step.get("search_space")
+    if not isinstance(declared, dict) or not declared:
+        found.add(
+            name,
+            "search_space",
+            f"expected a non-empty mapping of parameter to distribution, got {declared!r}",
+        )
+        return {}
+    space: dict[str, SearchParameter] = {}
+    allowed = SAMPLING_PARAMETER_TYPES[sampling]
+    for parameter_name, spec in declared.items():
+        where = f"search_space.{parameter_name}"
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            found.add(name, where, f"expected a mapping with a distribution type, got {spec!r}")
+            continue
+        parameter = SearchParameter(
+            parameter_name, spec["type"], {key: value for key, value in spec.items() if key != "type"}
+        )
+        if parameter.type not in allowed:
+            found.add(
+                name, where, f"{sampling} sampling takes only {sorted(allowed)}, got {parameter.type!r}"
+            )
+        elif problem := _parameter_problem(parameter):
+            found.add(name, where, problem)
+        space[parameter_name] = parameter
+    return space
+
+
+def _limits(
+    name: str, step: dict[str, Any], found: _Collector
+) -> tuple[int, int, float | None, float | None]:
+    limits = step.get("limits") if isinstance(step.get("limits"), dict) else {}
+    total, concurrent = limits.get("max_total_trials"), limits.get("max_concurrent_trials")
+    if not _trial_count(total):
+        found.add(
+            name, "limits.max_total_trials", f"required: an integer in {list(TRIAL_LIMIT)}, got {total!r}"
+        )
+        total = 1
+    if concurrent is None:
+        concurrent = total  # Azure ML starts every trial at once when this is not set
+    elif not _trial_count(concurrent) or concurrent > total:
+        found.add(
+            name,
+            "limits.max_concurrent_trials",
+            f"an integer in 1..max_total_trials ({total}), got {concurrent!r}",
+        )
+        concurrent = 1
+    timeouts: list[float | None] = []
+    for key in ("timeout", "trial_timeout"):
+        value = limits.get(key)
+        if value is not None and not (_number(value) and value > 0):
+            found.add(name, f"limits.{key}", f"seconds as a positive number, got {value!r}")
+            value = None
+        timeouts.append(None if value is None else float(value))
+    return total, concurrent, timeouts[0], timeouts[1]
+
+
+def _sweep_settings(
+    name: str, step: dict[str, Any], declared: Mapping[str, Any], found: _Collector
+) -> SweepSettings | None:
+    before = len(found.problems)
+    sampling, seed = _sampling(name, step, found)
+    space = _search_space(name, step, sampling, found)
+    objective = step.get("objective") if isinstance(step.get("objective"), dict) else {}
+    goal, metric = str(objective.get("goal", "")).lower(), objective.get("primary_metric")
+    if goal not in ("minimize", "maximize") or not isinstance(metric, str) or not metric:
+        found.add(
+            name,
+            "objective",
+            f"needs goal minimize|maximize and the primary_metric the trial logs, got {objective!r}",
+        )
+    total, concurrent, timeout, trial_timeout = _limits(name, step, found)
+    policy = step.get("early_termination")
+    if len(found.problems) > before:
+        return None
+    defaults = {
+        key: spec["default"]
+        for key, spec in declared.items()
+        if isinstance(spec, dict) and literal_type(spec.get("default")) is not None
+    }
+    return SweepSettings(
+        sampling=sampling,
+        seed=seed,
+        search_space=space,
+        primary_metric=str(metric),
+        goal=goal,
+        max_total_trials=total,
+        max_concurrent_trials=concurrent,
+        timeout_s=timeout,
+        trial_timeout_s=trial_timeout,
+        early_termination=policy.get("type") if isinstance(policy, dict) else None,
+        trial_defaults=defaults,
+    )
+
+
+def load_pipeline(path: Path, sweep: bool = False) -> PipelineSpec:
+    """The pipeline at `path` as a typed graph, its alternative steps (the sweep) off or on.
+
+    PipelineSpecError lists every problem otherwise.
+    """
+    spec, problems = _parse(Path(path), sweep)
     if spec is None:
         raise PipelineSpecError(problems)
     return spec
 
 
 def check_pipeline(path: Path) -> list[SpecProblem]:
-    """Every problem in the pipeline spec that azure-ai-ml does not report (empty when it is sound)."""
-    return _parse(Path(path))[1]
+    """Every problem in the pipeline spec that azure-ai-ml does not report (empty when it is sound).
+
+    The file is checked as written, and with its alternatives off and on: each must be a sound pipeline.
+    """
+    problems: list[SpecProblem] = []
+    for variant in (None, False, True):
+        problems += [problem for problem in _parse(Path(path), variant)[1] if problem not in problems]
+    return problems
 
 
 def _matches_type(value: object, expected: str) -> bool:
@@ -673,12 +1091,40 @@ def check_spec_file(file: Path) -> list[SpecProblem]:
             entity = loader(file)
     except Exception as error:  # azure-ai-ml raises marshmallow, ValidationException and OSError alike
         return own + _loader_problems(file, error)
+    variants = _variant_problems(file, raw) if kind == "pipelineJob" and alternatives(raw) else []
     return (
         own
         + _validation_problems(file, entity)
+        + variants
         + _scoring_script_problems(file, raw)
         + _entity_problems(file, str(kind), raw, entity)
     )
+
+
+def load_pipeline_job(file: Path, sweep: bool, params_override: list[dict[str, Any]] | None = None) -> Any:
+    """The pipeline as azure-ai-ml's PipelineJob, its alternatives (the sweep) off or on.
+
+    Loaded from the selected YAML text with the file itself as origin (azure-ai-ml resolves relative
+    paths from the origin's folder), so `code:` paths resolve as they do for the file.
+    """
+    from azure.ai.ml import load_job
+
+    text = yaml.safe_dump(select_steps(yaml.safe_load(Path(file).read_text()), sweep), sort_keys=False)
+    return load_job(io.StringIO(text), relative_origin=str(Path(file)), params_override=params_override)
+
+
+def _variant_problems(file: Path, raw: Mapping[str, Any]) -> list[SpecProblem]:
+    """What azure-ai-ml says about the pipeline with its alternatives switched on, then off."""
+    problems: list[SpecProblem] = []
+    for sweep in (True, False):
+        where = f"(with {'the alternatives on' if sweep else 'the alternatives off'})"
+        try:
+            job = load_pipeline_job(file, sweep)
+        except Exception as error:  # as in check_spec_file
+            problems += [replace(p, field=f"{p.field} {where}") for p in _loader_problems(file, error)]
+            continue
+        problems += [replace(p, field=f"{p.field} {where}") for p in _validation_problems(file, job)]
+    return problems
 
 
 def check_all_specs(root: Path = SPECS_ROOT) -> list[SpecProblem]:

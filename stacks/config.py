@@ -36,6 +36,7 @@ from stacks.model import (
     ComputeSettings,
     DevOpsSettings,
     InferenceTls,
+    ModelRegistrySettings,
     NetworkSettings,
     PrometheusSettings,
     Secret,
@@ -352,6 +353,7 @@ def check_config(
     prometheus = _prometheus(reader, plan, namespace, postfix, environment)
     drift_threshold = reader.value("driftThreshold", _default("driftThreshold"))
     github = reader.value("githubRepository")
+    registry = _model_registry(reader, profile.owns_model_registry)
     names = derive_names(namespace or "x", postfix or "0", environment)
     if namespace and postfix:
         _check_names(reader, names, postfix, environment)
@@ -386,6 +388,7 @@ def check_config(
         isolation_design=plan.design,
         storage_shared_key_access=shared_keys,
         github_repository=github,
+        model_registry=registry,
     )
     return ConfigCheck(config, (), tuple(reader.warnings))
 
@@ -752,6 +755,34 @@ def _prod_approvers(reader: _Reader) -> None:
             "prodApprovers",
             f"is an empty list; the prod approval check needs at least one user or group origin id: {example}",
         )
+
+
+REGISTRY_KEYS = ("modelRegistryWriters", "modelRegistryReaders", "modelRegistryRegions")
+"""Keys only the stack that owns the registry (prod) reads."""
+
+
+def _model_registry(reader: _Reader, owner: bool) -> ModelRegistrySettings | None:
+    """The registry dev and prod share: who writes and reads it and where it replicates (owner's keys only)."""
+    enabled = reader.value("enableModelRegistry", True) is not False
+    writers, readers, regions = (tuple(reader.value(name, ()) or ()) for name in REGISTRY_KEYS)
+    unknown = [region for region in regions if region not in AML_REGIONS]
+    if unknown:
+        reader.fail(
+            "modelRegistryRegions",
+            f"lists {', '.join(unknown)}: it must be a list of Azure ML regions, lowercase without spaces, "
+            'e.g. ["northeurope"] (the dev workspace\'s region when it is not prod\'s)',
+        )
+    if not owner:
+        for name, given in zip(REGISTRY_KEYS, (writers, readers, regions)):
+            if given:
+                reader.fail(
+                    name,
+                    f"belongs on the stack that owns the registry (prod), which declares it; remove it here "
+                    f"(`pulumi config rm {name} --stack {reader.stack}`)",
+                )
+    if not enabled:
+        return None
+    return ModelRegistrySettings(owner=owner, writers=writers, readers=readers, regions=regions)
 
 
 def _agent_vm(reader: _Reader, devops_enabled: bool) -> AgentVmSettings | None:

@@ -67,6 +67,8 @@ class ResourceNames:
     variable_group: str
     online_endpoint: str
     batch_endpoint: str
+    model_registry: str
+    """The Azure ML registry dev and prod share (no environment in it: one registry, both stacks)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,20 @@ class PrometheusSettings:
 
 
 @dataclass(frozen=True)
+class ModelRegistrySettings:
+    """The Azure ML registry dev and prod share; promotion copies dev's champion into it."""
+
+    owner: bool
+    """This stack declares the registry and its role assignments (the prod stack, see profiles)."""
+    writers: tuple[str, ...] = ()
+    """Object ids of the identities that run `promote` (AzureML Registry User); owner only."""
+    readers: tuple[str, ...] = ()
+    """Object ids of other identities that read it, e.g. the dev workspace's (Reader); owner only."""
+    regions: tuple[str, ...] = ()
+    """Regions besides the stack's location the registry replicates to (how-to-manage-registries.md)."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Everything one stack needs, validated and with its environment profile applied."""
 
@@ -194,3 +210,4 @@ class StackConfig:
     """Shared-key (account key) access on the workspace storage account (AZURE-FACTS 33: a switch)."""
     github_repository: str | None = None
     """GitHub <owner>/<repository> whose deploy jobs federate to the CI identity; None for none."""
+    model_registry: ModelRegistrySettings | None = None

@@ -62,6 +62,14 @@ RULES: dict[str, NameRule] = {
         "AML endpoint", r"^[a-zA-Z][a-zA-Z0-9-]*$", 3, 32, "letters, digits, hyphens"
     ),
     "batch_endpoint": NameRule("AML endpoint", r"^[a-zA-Z][a-zA-Z0-9-]*$", 3, 32, "letters, digits, hyphens"),
+    # how-to-manage-registries.md: 2-32 characters, alphanumerics, `-` and `_`, starting alphanumeric.
+    "model_registry": NameRule(
+        "AML registry",
+        r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$",
+        2,
+        32,
+        "letters, digits, _ and -, starting alphanumeric",
+    ),
 }
 
 
@@ -94,6 +102,8 @@ def derive_names(namespace: str, postfix: str, environment: str) -> ResourceName
         # Endpoint names become DNS labels unique per Azure region, so they carry the full suffix.
         online_endpoint=f"ep-{suffix}",
         batch_endpoint=f"bep-{suffix}",
+        # Shared by the dev and prod stacks of one namespace, so without the environment.
+        model_registry=f"mlr-{namespace}-{postfix}",
     )
 
 

@@ -150,6 +150,8 @@ def build_platform(cfg: StackConfig) -> dict[str, pulumi.Input[Any]]:
     ci = _ci_identity(cfg, common, client, group, storage, workspace, outputs)
     if ci is not None:
         outputs.update({"ciIdentityClientId": ci.client_id, "ciIdentityPrincipalId": ci.principal_id})
+    if cfg.model_registry is not None:
+        outputs.update(_model_registry(cfg, common, client, workspace, ci))
     if cfg.devops is not None:
         outputs.update(_devops(cfg, common, client, network, vault, ci, outputs))
     outputs.update(_observability(cfg, common, client, group, workspace, monitoring, placement, outputs))
@@ -321,6 +323,43 @@ def _ci_identity(
             moved_from_service_connection="service-connection" if federated else None,
         ),
     )
+
+
+def _model_registry(
+    cfg: StackConfig,
+    common: CommonArgs,
+    client: pulumi.Output[Any],
+    workspace: Workspace,
+    ci: CiIdentity | None,
+) -> dict[str, pulumi.Input[Any]]:
+    """The registry dev and prod share: declared (with its roles) by its owner, prod; named by both.
+
+    The owner's CI identity writes it: prod's hook job promotes as that identity (GitHub, Azure DevOps).
+    """
+    settings = cfg.model_registry
+    assert settings is not None
+    if not settings.owner:
+        return {"modelRegistryName": cfg.names.model_registry}
+    from components.model_registry import ModelRegistry, ModelRegistryArgs
+
+    # The owner's own workspace and compute identities read what they deploy; the others come from config.
+    readers: dict[str, pulumi.Input[str]] = {
+        cfg.names.workspace: workspace.principal_id.apply(lambda principal: principal or ""),
+        cfg.names.compute_identity: workspace.compute_identity_principal_id,
+    }
+    registry = ModelRegistry(
+        "model-registry",
+        ModelRegistryArgs(
+            common,
+            cfg.names.model_registry,
+            subscription_id=client.subscription_id,
+            readers=readers | {object_id: object_id for object_id in settings.readers},
+            writers={object_id: object_id for object_id in settings.writers}
+            | ({cfg.names.service_connection_identity: ci.principal_id} if ci is not None else {}),
+            replication_locations=settings.regions,
+        ),
+    )
+    return {"modelRegistryName": registry.registry_name}
 
 
 def _inference(

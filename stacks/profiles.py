@@ -30,6 +30,8 @@ class Profile:
     alert_error_rate_percent: int
     alert_p99_latency_ms: int
     alert_no_traffic_minutes: int
+    owns_model_registry: bool
+    """Declares the registry dev and prod share: prod, whose lifecycle (protected, retained) it follows."""
 
 
 PROFILES: Mapping[Environment, Profile] = {
@@ -58,6 +60,7 @@ PROFILES: Mapping[Environment, Profile] = {
         alert_error_rate_percent=10,
         alert_p99_latency_ms=2000,
         alert_no_traffic_minutes=240,
+        owns_model_registry=False,
     ),
     # prod: the full security baseline — no public access, private API server, TLS, protected state, ZRS.
     "prod": Profile(
@@ -79,6 +82,7 @@ PROFILES: Mapping[Environment, Profile] = {
         alert_error_rate_percent=2,
         alert_p99_latency_ms=500,
         alert_no_traffic_minutes=30,
+        owns_model_registry=True,
     ),
 }
 

@@ -68,6 +68,7 @@ REPLACES: Mapping[str, tuple[Rule, ...]] = {
     "azure-native:monitor:DiagnosticSetting": _path("name", "resourceUri"),
     "azure-native:machinelearningservices:Workspace": _path("workspaceName"),
     "azure-native:machinelearningservices:Compute": _path("computeName", "workspaceName"),
+    "azure-native:machinelearningservices:Registry": _path("registryName"),
     "azure-native:containerservice:ManagedCluster": (
         *_path("resourceName"),
         *(
@@ -238,6 +239,8 @@ STATEFUL: frozenset[str] = frozenset(
         "azure-native:operationalinsights:Workspace",
         "azure-native:applicationinsights:Component",
         "azure-native:machinelearningservices:Workspace",
+        # The promoted models prod serves (their asset ids name the registry: how-to-manage-registries.md).
+        "azure-native:machinelearningservices:Registry",
         "azure-native:resources:ResourceGroup",
         "azure-native:managedidentity:UserAssignedIdentity",
         # Prometheus metrics live in the Azure Monitor workspace; dashboards and users live in Grafana.

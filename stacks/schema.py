@@ -470,6 +470,37 @@ KEYS: tuple[ConfigKey, ...] = (
             r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$",
         ),
     ),
+    ConfigKey(
+        "enableModelRegistry",
+        "boolean",
+        "Use the Azure ML registry mlr-<namespace>-<postfix> that dev and prod share for promotion; "
+        "the prod stack creates it.",
+        True,
+        form=Boolean(),
+    ),
+    ConfigKey(
+        "modelRegistryWriters",
+        "array",
+        "Prod only: object ids of the service principals or managed identities that run "
+        "`python -m mlops promote` (granted AzureML Registry User on the registry).",
+        [],
+        form=GuidList("Entra object ids of service principals or managed identities"),
+    ),
+    ConfigKey(
+        "modelRegistryRegions",
+        "array",
+        "Prod only: further regions the registry replicates to; a workspace (dev's too) must be in one of "
+        "its regions.",
+        [],
+    ),
+    ConfigKey(
+        "modelRegistryReaders",
+        "array",
+        "Prod only: object ids of other service principals or managed identities that read the registry, "
+        "e.g. the dev workspace's (granted Reader).",
+        [],
+        form=GuidList("Entra object ids of service principals or managed identities"),
+    ),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {key.name: key for key in KEYS}
 

@@ -62,6 +62,9 @@ from stacks.designs import BATCH_STORAGE_RULES, STORAGE_GROUPS_ALL, design_plan
         ("MONITORING_DATA_READER", "Monitoring Data Reader", "b0d8363b-8ddd-447d-831f-62ca05bff136"),
         ("MONITORING_READER", "Monitoring Reader", "43d0d8ad-25c7-4714-9337-8ba259a9fe05"),
         ("GRAFANA_ADMIN", "Grafana Admin", "22926164-76b3-42b3-bc55-97df8dab3e41"),
+        # The row "AzureML Registry User | Can perform all actions on Machine Learning Services Registry
+        # assets as well as get Registry resources." (how-to-registry-network-isolation.md names the role).
+        ("AZUREML_REGISTRY_USER", "AzureML Registry User", "1823dd4f-9b8c-4ab6-ab4e-7397a3684615"),
     ],
 )
 def test_built_in_role_ids_match_the_built_in_roles_page(constant: str, role_name: str, page_id: str) -> None:
@@ -85,6 +88,7 @@ def test_every_role_the_program_names_is_checked_against_the_page() -> None:
         "MONITORING_DATA_READER",
         "MONITORING_READER",
         "GRAFANA_ADMIN",
+        "AZUREML_REGISTRY_USER",
     }
     named = {name for name in vars(BuiltInRole) if name.isupper()}
     assert named == checked, "a new BuiltInRole constant needs its row in the table above"

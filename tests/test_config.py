@@ -442,6 +442,10 @@ BAD_VALUE_OF_KEY = {
     "inferenceSslKeyPem": "not a key",
     "inferenceLoadBalancerIp": "10.10.16.300",
     "githubRepository": "just-a-name",
+    "enableModelRegistry": "yes",
+    "modelRegistryWriters": '["not-a-guid"]',
+    "modelRegistryRegions": '["North Europe"]',
+    "modelRegistryReaders": '["not-a-guid"]',
 }
 
 

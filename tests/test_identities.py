@@ -46,6 +46,7 @@ CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 AKS_RBAC_ADMIN = "3498e952-d568-435e-9b2c-8d77e338d7f7"
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+AZUREML_REGISTRY_USER = "1823dd4f-9b8c-4ab6-ab4e-7397a3684615"
 # Roles that Azure ML assigns its system identity on its own storage, Key Vault and registry (AZURE-FACTS 7).
 ROLES_AZURE_ML_OWNS = {BLOB_DATA_CONTRIBUTOR, FILE_DATA_PRIVILEGED_CONTRIBUTOR, ACR_PULL, CONTRIBUTOR}
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
@@ -282,10 +283,11 @@ def test_platform_workspace_identity_reads_the_storage_private_endpoints_in_prod
 ) -> None:
     cfg, result = platform
     workspace_principal = result.principal_of("workspace-workspace")
+    registry = result.state.get("model-registry-registry", {}).get("id")
     readers = {
         scope
         for principal, role, scope in result.grants()
-        if principal == workspace_principal and role == READER
+        if principal == workspace_principal and role == READER and scope != registry
     }
     endpoints = {
         r.inputs["privateEndpointName"]: result.state[r.name]["id"]
@@ -333,6 +335,8 @@ def test_ci_identity_deploys_uploads_and_applies_instance_types(platform: tuple[
     account = result.state["storage-account"]["id"]
     workspace = result.state["workspace-workspace"]["id"]
     cluster = result.state["aks-cluster"]["id"]
+    # prod owns the model registry, and its hook job promotes into it as this identity (tests/test_model_registry.py).
+    registry = result.state.get("model-registry-registry", {}).get("id")
     assert ci_grants(result) == {
         (CONTRIBUTOR, group),
         (RBAC_ADMINISTRATOR, group),
@@ -340,7 +344,7 @@ def test_ci_identity_deploys_uploads_and_applies_instance_types(platform: tuple[
         (FILE_DATA_PRIVILEGED_CONTRIBUTOR, account),
         (AZUREML_DATA_SCIENTIST, workspace),
         (AKS_RBAC_ADMIN, cluster),
-    }
+    } | ({(AZUREML_REGISTRY_USER, registry)} if cfg.environment == "prod" else set())
     aks_role = next(
         r for r in result.recording.of_type(ROLE_ASSIGNMENT) if r.name == "ci-identity-aks-rbac-admin-role"
     )
@@ -557,6 +561,7 @@ ROLE_NAMES = {  # built-in roles page, "ID" column
     RBAC_ADMINISTRATOR: "Role Based Access Control Administrator",
     AKS_RBAC_ADMIN: "Azure Kubernetes Service RBAC Admin",
     NETWORK_CONTRIBUTOR: "Network Contributor",
+    AZUREML_REGISTRY_USER: "AzureML Registry User",
 }
 
 

@@ -80,6 +80,8 @@ class TrainingRequest:
     model_name: str
     seed: int = 42
     deadline_s: float = 4 * 3600
+    sweep: bool = False
+    """Run the pipeline's hyperparameter sweep instead of its single train step."""
 
 
 @dataclass(frozen=True)

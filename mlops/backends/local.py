@@ -192,6 +192,7 @@ class LocalBackend:
                 on_event=self._step_event,
                 step_timeout_s=request.deadline_s,
                 launcher=self._launcher,
+                sweep=request.sweep,
             )
         except (PipelineSpecError, FileNotFoundError) as error:
             raise ConfigurationError(f"pipeline {request.pipeline}: {error}") from error
@@ -212,6 +213,9 @@ class LocalBackend:
         )
 
     def _step_event(self, event: StepEvent) -> None:
+        if event.kind == "progress":
+            self._log(f"training: step {event.index + 1}/{event.total} {event.step}: {event.detail}")
+            return
         cpu = "" if event.cpu_seconds is None else f", {event.cpu_seconds:.1f}s CPU"
         timing = "" if event.kind == "started" else f" ({event.seconds:.1f}s{cpu})"
         self._log(f"training: step {event.index + 1}/{event.total} {event.step} {event.kind}{timing}")
@@ -246,6 +250,11 @@ class LocalBackend:
         if "error" in answer:
             raise BackendError(answer["error"])
         return answer
+
+    def registered_model(self, model_name: str, version: str) -> dict[str, Any] | None:
+        """{"tags", "run_id"} of a version registered in this workdir's MLflow registry, or None."""
+        found = self._registry_call(local_registry.model_version, self.tracking_uri, model_name, version)
+        return found["model"]
 
     def champion_version(self, model_name: str) -> str | None:
         version = self._registry_call(
@@ -290,9 +299,38 @@ class LocalBackend:
         self._endpoints.save(endpoints)
         self._server(spec.endpoint, spec.name, startup_timeout_s=deadline_s)
 
+    def model_folder(self, model_name: str, version: str) -> Path:
+        """The version's MLflow model folder, as deployments serve it (imported, or downloaded from MLflow)."""
+        return self._download_model(model_name, version)
+
+    def import_model(self, model_name: str, version: str, folder: Path, tags: Mapping[str, str]) -> Path:
+        """Take in a model version from elsewhere (a promotion): its files where deployments read them.
+
+        The local stand-in for creating a model in a workspace from a registry copy; its tags (the
+        lineage) are recorded in registry.json. The files appear whole or not at all.
+        """
+        target = self._model_path(model_name, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f"{version}.partial")
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(folder, scratch)
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+        registry = self._registry.load()
+        registry.setdefault("models", {}).setdefault(model_name, {})[version] = dict(tags)
+        self._registry.save(registry)
+        return target
+
+    def imported_model(self, model_name: str, version: str) -> dict[str, str] | None:
+        """The tags of a version import_model took in, or None."""
+        return self._registry.load().get("models", {}).get(model_name, {}).get(version)
+
+    def _model_path(self, model_name: str, version: str) -> Path:
+        return self.workdir / "models" / "azureml-models" / model_name / version
+
     def _download_model(self, model_name: str, version: str) -> Path:
         """The registered version laid out as AML mounts it: .../azureml-models/<name>/<version>/."""
-        target = self.workdir / "models" / "azureml-models" / model_name / version
+        target = self._model_path(model_name, version)
         if (target / "MLmodel").is_file():
             return target
         answer = self._registry_call(

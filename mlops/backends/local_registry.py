@@ -44,6 +44,19 @@ def alias_version(tracking_uri: str, model_name: str, alias: str) -> dict[str, A
         return {"error": f"reading {model_name}@{alias} from {tracking_uri}: {error}"}
 
 
+def model_version(tracking_uri: str, model_name: str, version: str) -> dict[str, Any]:
+    """{"model": {"tags", "run_id"}} of a registered version, {"model": None} if there is none, or {"error"}."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client(tracking_uri).get_model_version(model_name, version)
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND:
+            return {"model": None}
+        return {"error": f"reading {model_name}:{version} from {tracking_uri}: {error}"}
+    return {"model": {"tags": dict(found.tags), "run_id": found.run_id}}
+
+
 def download_model(tracking_uri: str, model_name: str, version: str, target: str) -> dict[str, Any]:
     """Lay the registered version out at `target` as AML mounts it: {"path"}, or {"missing"}/{"error"}."""
     import mlflow.artifacts

@@ -54,7 +54,9 @@ def register(model_name: str, model_path: Path, test_metrics: dict[str, Any], ru
     version = mlflow.register_model(
         f"runs:/{run_id}/{MODEL_ARTIFACT}",
         model_name,
-        tags={f"test_{name}": str(test_metrics[name]) for name in ("r2", "rmse", "mae")},
+        # The evaluation record promotion requires: the test scores and the gate's reason.
+        tags={f"test_{name}": str(test_metrics[name]) for name in ("r2", "rmse", "mae")}
+        | {"deploy_reason": str(test_metrics.get("reason", ""))},
     ).version
     mark_champion(MlflowClient(), model_name, str(version))
     return str(version)

@@ -90,6 +90,8 @@ def missing_role(url: str, outputs: StackOutputs) -> str:
         return f"'Storage Blob Data Contributor' on storage account {storage} (datastores use identity auth)"
     if host.endswith(".file.core.windows.net"):
         return f"'Storage File Data Privileged Contributor' on storage account {storage}"
+    if "/registries/" in url:
+        return "'AzureML Registry User' on the model registry (config modelRegistryWriters of the prod stack)"
     if "/providers/Microsoft.ContainerService/managedClusters/" in url:
         return (
             "managedClusters/runcommand/action and commandResults/read on the AKS cluster (README, 'Roles')"

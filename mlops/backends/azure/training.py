@@ -120,6 +120,7 @@ class Training:
             # Only sources count: runs drop scratch files (mlruns/, *.db) into step folders.
             parts += tree_bytes(code_dir, CODE_SUFFIXES) if code_dir.exists() else []
         params = [request.data.version, request.environment.version, request.compute, request.model_name]
+        params += ["sweep"] if request.sweep else []
         return content_hash(parts + [str(p).encode() for p in [*params, request.seed, request.experiment]])
 
     def _find_previous_job(self, key: str) -> tuple[Any, str]:
@@ -167,7 +168,9 @@ class Training:
 
     def _build_job(self, request: TrainingRequest, name: str, key: str) -> Any:
         """The pipeline spec with this run's data, environment, compute and parameters pinned."""
-        from azure.ai.ml import load_job
+        from azure.ai.ml.entities._builders import Sweep
+
+        from mlops.pipeline_spec import load_pipeline_job
 
         environment = f"azureml:{request.environment.name}:{request.environment.version}"
         overrides: list[dict[str, Any]] = [
@@ -176,9 +179,12 @@ class Training:
             {"inputs.seed": request.seed},
             {"settings.default_compute": f"azureml:{request.compute}"},
         ]
-        job = load_job(request.pipeline, params_override=overrides)
+        job = load_pipeline_job(request.pipeline, request.sweep, params_override=overrides)
         for step in job.jobs.values():
-            step.environment = environment
+            if isinstance(step, Sweep):
+                step.trial.environment = environment  # a sweep runs its trial component's environment
+            else:
+                step.environment = environment
         job.name = name
         job.experiment_name = request.experiment
         job.tags = {**(job.tags or {}), "run_key": key, "environment": self.session.outputs.environment}
