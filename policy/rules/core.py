@@ -66,8 +66,39 @@ def _describe(summary: str, facts: tuple[int, ...], source: str) -> str:
     return f"{summary}{facts_text}" + (f" Source: {source}." if source else "")
 
 
+class _RuleLevels:
+    """What a resource rule and a stack rule share: description, and enforcement per environment."""
+
+    name: str
+    summary: str
+    enforcement: Enforcement
+    network_isolation: bool
+    facts: tuple[int, ...]
+    source: str
+
+    @property
+    def description(self) -> str:
+        return _describe(self.summary, self.facts, self.source)
+
+    @property
+    def _level(self) -> _Level:
+        return _Level(self.enforcement, self.network_isolation)
+
+    def level(self, environment: Environment) -> Enforcement:
+        """Enforcement in `environment`: network isolation rules are only advisory in dev."""
+        return self._level.at(environment)
+
+    def levels(self) -> tuple[Enforcement, ...]:
+        """The distinct enforcement levels this rule takes across environments (prod's first)."""
+        return self._level.levels()
+
+    def policy_name(self, level: Enforcement) -> str:
+        """CrossGuard policy name of this rule at `level`: the rule name, suffixed when relaxed for dev."""
+        return self._level.policy_name(self.name, level)
+
+
 @dataclass(frozen=True)
-class Rule:
+class Rule(_RuleLevels):
     """One requirement on one resource: where it applies, how strictly, what is wrong and how to fix it."""
 
     name: str
@@ -83,28 +114,8 @@ class Rule:
     source: str = ""
     """Where Azure says so: article file and section, or repository and path."""
 
-    @property
-    def description(self) -> str:
-        return _describe(self.summary, self.facts, self.source)
-
-    @property
-    def _level(self) -> _Level:
-        return _Level(self.enforcement, self.network_isolation)
-
     def applies_to(self, resource_type: str) -> bool:
         return resource_type in self.resource_types
-
-    def level(self, environment: Environment) -> Enforcement:
-        """Enforcement in `environment`: network isolation rules are only advisory in dev."""
-        return self._level.at(environment)
-
-    def levels(self) -> tuple[Enforcement, ...]:
-        """The distinct enforcement levels this rule takes across environments (prod's first)."""
-        return self._level.levels()
-
-    def policy_name(self, level: Enforcement) -> str:
-        """CrossGuard policy name of this rule at `level`: the rule name, suffixed when relaxed for dev."""
-        return self._level.policy_name(self.name, level)
 
     def violation(self, subject: Subject) -> str | None:
         """The violation message for `subject` (problem and remediation), or None when it complies."""
@@ -136,7 +147,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class StackRule:
+class StackRule(_RuleLevels):
     """A requirement that spans resources (CrossGuard StackValidationPolicy): checked on the whole stack."""
 
     name: str
@@ -147,23 +158,6 @@ class StackRule:
     network_isolation: bool = False
     facts: tuple[int, ...] = ()
     source: str = ""
-
-    @property
-    def description(self) -> str:
-        return _describe(self.summary, self.facts, self.source)
-
-    @property
-    def _level(self) -> _Level:
-        return _Level(self.enforcement, self.network_isolation)
-
-    def level(self, environment: Environment) -> Enforcement:
-        return self._level.at(environment)
-
-    def levels(self) -> tuple[Enforcement, ...]:
-        return self._level.levels()
-
-    def policy_name(self, level: Enforcement) -> str:
-        return self._level.policy_name(self.name, level)
 
     def violations(self, stack: Stack) -> list[Violation]:
         """Every problem in the stack, each message ending with the remediation."""
