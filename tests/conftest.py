@@ -6,8 +6,12 @@ folder, with its own ports) and every module that reads them shares them.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -44,3 +48,20 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkLauncher]
     log = tmp_path_factory.mktemp("prefork") / "forkserver.log"
     with ForkLauncher(log=log) as warm:
         yield warm
+
+
+@pytest.fixture(scope="session")
+def shipped_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The offline plans of both shipped stacks, as `python -m stacks plan --stack dev --stack prod --json`
+    writes them: one CLI subprocess (it owns the mock runtime), shared by the tests that read them."""
+    folder = tmp_path_factory.mktemp("shipped-plans")
+    job = subprocess.run(
+        [sys.executable, "-m", "stacks", "plan", "--stack", "dev", "--stack", "prod", "--quiet", "--json",
+         str(folder / "plan-{stack}.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert job.returncode == 0, f"plan failed: {job.stderr}"
+    return {stack: json.loads((folder / f"plan-{stack}.json").read_text()) for stack in ("dev", "prod")}

@@ -27,30 +27,9 @@ PENDING: dict[str, dict[int, str]] = {"dev": {}, "prod": {}}
 
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
-    """The offline plans of both stacks, planned in one subprocess (it owns the mock runtime)."""
-    folder = tmp_path_factory.mktemp("plans")
-    job = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stacks",
-            "plan",
-            "--stack",
-            "dev",
-            "--stack",
-            "prod",
-            "--quiet",
-            "--json",
-            str(folder / "{stack}.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert job.returncode == 0, f"plan failed: {job.stderr}"
-    return {stack: json.loads((folder / f"{stack}.json").read_text()) for stack in ("dev", "prod")}
+def plans(shipped_plans: dict[str, Plan]) -> dict[str, Plan]:
+    """The offline plans of both shipped stacks (tests/conftest.py plans them once per test process)."""
+    return shipped_plans
 
 
 def plan_document(resources: list[PlannedResource], stack: str) -> Plan:
