@@ -71,6 +71,32 @@ CLUSTER_ID = f"{RG_ID}/providers/Microsoft.ContainerService/managedClusters/aks-
             {"resourceUri": CLUSTER_ID},
             f"{CLUSTER_ID}/providers/Microsoft.Insights/dataCollectionRuleAssociations/ContainerInsightsExtension",
         ),
+        # Monitoring types (REST reference PUT paths: Workbooks, System Topics, System Topic Event
+        # Subscriptions, Managed Private Endpoints of Azure Managed Grafana).
+        (
+            "azure-native:applicationinsights:Workbook",
+            "0b7c0f3e-0000-5000-8000-000000000001",
+            {"resourceGroupName": "rg-1"},
+            f"{RG_ID}/providers/Microsoft.Insights/workbooks/0b7c0f3e-0000-5000-8000-000000000001",
+        ),
+        (
+            "azure-native:eventgrid:SystemTopic",
+            "mlw-1-events",
+            {"resourceGroupName": "rg-1"},
+            f"{RG_ID}/providers/Microsoft.EventGrid/systemTopics/mlw-1-events",
+        ),
+        (
+            "azure-native:eventgrid:SystemTopicEventSubscription",
+            "drift",
+            {"resourceGroupName": "rg-1", "systemTopicName": "mlw-1-events"},
+            f"{RG_ID}/providers/Microsoft.EventGrid/systemTopics/mlw-1-events/eventSubscriptions/drift",
+        ),
+        (
+            "azure-native:dashboard:ManagedPrivateEndpoint",
+            "prometheus",
+            {"resourceGroupName": "rg-1", "workspaceName": "amg-1"},
+            f"{RG_ID}/providers/Microsoft.Dashboard/grafana/amg-1/managedPrivateEndpoints/prometheus",
+        ),
         (
             "azure-native:monitor:DiagnosticSetting",
             "diag",
